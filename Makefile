@@ -1,0 +1,32 @@
+# Two commands on a fresh clone: `make scan` (the main job on the embedded defaults) and `make test`.
+# Each creates or refreshes the virtual environment first; nothing else needs to be installed by hand
+# beyond Java 17+ and, for the tests, FFmpeg (infra/check_prereqs.sh says what is missing).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: scan test install prereqs clean
+
+scan: install prereqs
+	$(BIN)/deepsift demo
+
+test: install prereqs
+	bash infra/check_prereqs.sh ffmpeg
+	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+prereqs:
+	bash infra/check_prereqs.sh java
+
+clean:
+	rm -rf .deepsift demo

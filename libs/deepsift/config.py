@@ -1,0 +1,217 @@
+"""One typed configuration for every deepsift entrypoint.
+
+Loaded once at the entrypoint (`load_config`) from, in increasing priority: built-in defaults, a
+YAML file (``--config`` or ``DEEPSIFT_CONFIG``), and ``DEEPSIFT_*`` environment variables, then
+passed down explicitly. Environment keys use a double underscore between levels:
+``DEEPSIFT_SPARK__MASTER=local[2]``, ``DEEPSIFT_FACES__DETECTOR=haar``; ``DEEPSIFT_HOME`` sets
+``home``. A bad value fails fast with :class:`ConfigError`, naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "DEEPSIFT_"
+ENV_LEVEL_SEPARATOR = "__"
+
+
+MASTER_PATTERN = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spark://.+|k8s://.+|yarn")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SparkConfig(_Section):
+    """Where Spark runs. Any master Spark accepts: ``local[*]``, ``spark://host:7077``, ``k8s://...``."""
+
+    master: str = "local[*]"
+    app_name: str = "deepsift"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(8, ge=1)
+    maven_repo: str = "https://repo1.maven.org/maven2"
+    """Where the Delta jars are fetched from, once (a corporate mirror works too)."""
+    extra_conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("master")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not MASTER_PATTERN.fullmatch(value):
+            raise ValueError("must be one of: local, local[N], local[*], local[N,F], spark://host:port, k8s://url, yarn")
+        return value
+
+
+class LakeConfig(_Section):
+    """The catalog schema that holds every deepsift table."""
+
+    schema_name: str = Field("deepsift", pattern=r"^[a-z_][a-z0-9_]*$")
+
+
+class SamplingConfig(_Section):
+    """How many frames to take from each video and how (see ``deepsift.media.sampling``)."""
+
+    frames_per_video: int = Field(32, ge=1, le=1024)
+    keyframe_min_coverage: float = Field(0.75, gt=0.0, le=1.0)
+    """Use keyframes only when at least this share of the wanted frames can be keyframes."""
+
+
+class DecodeLimits(_Section):
+    """Limits that untrusted uploads are decoded under, each breach a typed error row."""
+
+    max_pixels: int = Field(3840 * 2160, ge=64 * 64)
+    max_duration_s: float = Field(3 * 3600.0, gt=0)
+    max_streams: int = Field(16, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    memory_mb: int = Field(3072, ge=256)
+
+
+class FacesConfig(_Section):
+    """Face detection and cropping; every field here changes the crops, so all feed the preprocess_version."""
+
+    detector: Literal["yunet", "haar"] = "yunet"
+    yunet_model_path: Path | None = None
+    """A local YuNet ONNX file. Unset: use the cached download, fetching it once if needed."""
+    allow_download: bool = True
+    score_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    detect_max_side: int = Field(640, ge=64)
+    """Frames are shrunk so that their longer side is at most this before detection."""
+    min_face_px: int = Field(24, ge=8)
+    """Faces smaller than this (shorter box side, in source pixels) are ignored."""
+    max_faces_per_frame: int = Field(4, ge=1)
+    margin: float = Field(0.3, ge=0.0, le=2.0)
+    crop_size: int = Field(224, ge=32, le=1024)
+    image_format: Literal["jpeg", "png"] = "jpeg"
+    jpeg_quality: int = Field(95, ge=50, le=100)
+
+
+class MlflowConfig(_Section):
+    """Where models are tracked and registered; unset URIs mean the embedded store under ``home``."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    registered_model: str = "deepsift-detector"
+    alias: str = "champion"
+
+
+class Config(_Section):
+    """The whole deepsift configuration."""
+
+    home: Path = Path(".deepsift")
+    """Holds the lakehouse, the metastore, the MLflow store and caches on the embedded defaults."""
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    lake: LakeConfig = Field(default_factory=LakeConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    decode: DecodeLimits = Field(default_factory=DecodeLimits)
+    faces: FacesConfig = Field(default_factory=FacesConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home.resolve() / "warehouse"
+
+    @property
+    def metastore_dir(self) -> Path:
+        return self.home.resolve() / "metastore"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home.resolve() / "cache"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.home.resolve() / "checkpoints"
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from defaults, an optional YAML file, the environment and overrides.
+
+    >>> load_config(environ={"DEEPSIFT_SPARK__MASTER": "local[2]"}).spark.master
+    'local[2]'
+    """
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    path = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        data = _read_yaml(Path(path))
+    for key, value in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        dotted = key[len(ENV_PREFIX):].lower().split(ENV_LEVEL_SEPARATOR)
+        _set_dotted(data, dotted, _parse_env_value(value))
+    for dotted_key, value in (overrides or {}).items():
+        _set_dotted(data, dotted_key.split("."), value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(loaded).__name__}")
+    return loaded
+
+
+def _parse_env_value(value: str) -> Any:
+    """Environment values are YAML scalars, so ``2``, ``true`` and ``{a: b}`` get their types."""
+    try:
+        return yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        return value
+
+
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {'.'.join(keys)}: {key} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            section = _section_for(problem["loc"][:-1])
+            allowed = ", ".join(sorted(section.model_fields)) if section else "?"
+            lines.append(f"config key {key} is unknown; allowed keys here: {allowed}")
+            continue
+        given = problem.get("input")
+        lines.append(f"config key {key}: {problem['msg']} (given: {given!r})")
+    return "; ".join(lines)
+
+
+def _section_for(location: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

@@ -1,0 +1,67 @@
+"""The preprocessing contract: everything a detector needs its inputs to look like.
+
+It is saved with every model version, and the scan reads it from the model it resolved, so that a
+model and the crops it scores never disagree (crop size, margin, face detector, frames per video),
+and the verdict rule and thresholds travel with the weights that were calibrated for them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CONTRACT_FILE = "contract.json"
+
+AggregationName = Literal["mean", "max", "topk_mean", "confident", "max_face_per_frame_mean"]
+
+
+class Thresholds(BaseModel):
+    """Video scores at or above ``suspicious`` are flagged; at or above ``manipulated`` are confident fakes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suspicious: float = Field(0.5, ge=0.0, le=1.0)
+    manipulated: float = Field(0.8, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.manipulated < self.suspicious:
+            raise ValueError("thresholds.manipulated must be >= thresholds.suspicious")
+        return self
+
+
+class PreprocessContract(BaseModel):
+    """How crops are made and scores are read for one model version.
+
+    >>> c = PreprocessContract(architecture="efficientnet_b0", input_size=224)
+    >>> PreprocessContract.from_json(c.to_json()) == c
+    True
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contract_version: int = 1
+    architecture: str
+    input_size: int = Field(ge=32, le=1024)
+    """Crops are square, ``input_size`` pixels a side; the scan extracts them at this size."""
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: Literal["rgb"] = "rgb"
+    crop_margin: float = Field(0.3, ge=0.0, le=2.0)
+    face_detector: Literal["yunet", "haar"] = "yunet"
+    frames_per_video: int = Field(32, ge=1, le=1024)
+    aggregation: AggregationName = "confident"
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> PreprocessContract:
+        """Parse a saved contract; a missing or malformed one is a ``ValueError`` naming the problem."""
+        try:
+            return cls.model_validate(json.loads(text))
+        except (json.JSONDecodeError, ValueError) as error:
+            raise ValueError(f"invalid preprocessing contract: {error}") from None

@@ -1,0 +1,1 @@
+"""The lakehouse: Spark session factory, Delta table schemas and idempotent writers."""

@@ -1,0 +1,132 @@
+"""Delta table contracts (DESIGN section 4) and the idempotent MERGE that writes them.
+
+Each table is declared once here, as a :class:`TableSpec` (columns, key, partitioning); the DDL, the
+writers and ``docs/tables.md`` all follow from it. Every write is a Delta MERGE on the table's key, so
+running the same step twice adds no rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A Delta table: its columns (Spark DDL), key columns and partition column."""
+
+    name: str
+    columns: str
+    key: tuple[str, ...]
+    partitioned_by: str | None = None
+
+    def qualified(self, schema: str) -> str:
+        return f"{schema}.{self.name}"
+
+    def column_names(self) -> list[str]:
+        return [column.strip().split()[0] for column in _split_top_level(self.columns)]
+
+
+VIDEOS = TableSpec(
+    name="videos",
+    columns="""
+        video_id STRING NOT NULL,
+        uri STRING NOT NULL,
+        uris ARRAY<STRING>,
+        size_bytes BIGINT,
+        container STRING,
+        codec STRING,
+        width INT,
+        height INT,
+        fps DOUBLE,
+        duration_s DOUBLE,
+        frame_count_estimate BIGINT,
+        rotation INT,
+        has_audio BOOLEAN,
+        n_video_streams INT,
+        probe_status STRING NOT NULL,
+        probe_error STRING,
+        ingest_date DATE NOT NULL,
+        first_seen_at TIMESTAMP NOT NULL
+    """,
+    key=("video_id",),
+    partitioned_by="ingest_date",
+)
+
+EXTRACTIONS = TableSpec(
+    name="extractions",
+    columns="""
+        video_id STRING NOT NULL,
+        preprocess_version STRING NOT NULL,
+        status STRING NOT NULL,
+        reason STRING,
+        detail STRING,
+        face_detector STRING,
+        sample_mode STRING,
+        n_frames INT,
+        n_faces INT,
+        decode_s DOUBLE,
+        faces_s DOUBLE,
+        extracted_at TIMESTAMP NOT NULL
+    """,
+    key=("video_id", "preprocess_version"),
+)
+
+FACES = TableSpec(
+    name="faces",
+    columns="""
+        video_id STRING NOT NULL,
+        preprocess_version STRING NOT NULL,
+        frame_index INT NOT NULL,
+        face_index INT NOT NULL,
+        ts_s DOUBLE,
+        bbox STRUCT<x: FLOAT, y: FLOAT, w: FLOAT, h: FLOAT>,
+        det_score FLOAT,
+        crop_format STRING,
+        crop BINARY
+    """,
+    key=("video_id", "preprocess_version", "frame_index", "face_index"),
+    partitioned_by="preprocess_version",
+)
+
+ALL_TABLES = (VIDEOS, EXTRACTIONS, FACES)
+
+
+def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = ALL_TABLES) -> None:
+    """Create the schema and any missing table; existing tables are left as they are."""
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for table in tables:
+        partition = f" PARTITIONED BY ({table.partitioned_by})" if table.partitioned_by else ""
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {table.qualified(schema)} ({table.columns}) USING DELTA{partition}")
+
+
+def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:
+    """Insert the rows whose key is not in the table yet; rows already there are left untouched.
+
+    >>> merge_insert_new(spark, "deepsift", FACES, new_faces)  # doctest: +SKIP
+    """
+    condition = " AND ".join(f"t.{column} = s.{column}" for column in table.key)
+    (
+        DeltaTable.forName(spark, table.qualified(schema))
+        .alias("t")
+        .merge(rows.select(*table.column_names()).alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _split_top_level(columns: str) -> list[str]:
+    """Split a DDL column list on commas that are not inside ``<...>``."""
+    parts, depth, current = [], 0, []
+    for char in columns:
+        depth += char == "<"
+        depth -= char == ">"
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part for part in (p.strip() for p in parts) if part]

@@ -1,0 +1,60 @@
+"""The typed config: defaults, YAML, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepsift.config import ConfigError, load_config
+
+
+def test_defaults_are_the_embedded_setup():
+    config = load_config(environ={})
+    assert config.spark.master == "local[*]"
+    assert config.sampling.frames_per_video == 32
+    assert config.faces.detector == "yunet"
+    assert str(config.home) == ".deepsift"
+
+
+def test_yaml_then_environment_then_overrides(tmp_path):
+    path = tmp_path / "deepsift.yaml"
+    path.write_text("spark:\n  master: local[4]\nsampling:\n  frames_per_video: 8\n")
+    config = load_config(path, environ={"DEEPSIFT_SAMPLING__FRAMES_PER_VIDEO": "16", "DEEPSIFT_HOME": "/srv/ds"})
+    assert config.spark.master == "local[4]"
+    assert config.sampling.frames_per_video == 16
+    assert str(config.home) == "/srv/ds"
+    assert load_config(path, environ={}, overrides={"spark.master": "local[1]"}).spark.master == "local[1]"
+
+
+def test_config_file_from_environment(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("faces:\n  detector: haar\n")
+    assert load_config(environ={"DEEPSIFT_CONFIG": str(path)}).faces.detector == "haar"
+
+
+def test_bad_choice_names_key_and_allowed_values():
+    with pytest.raises(ConfigError, match=r"faces\.detector.*'yunet' or 'haar'.*mtcnn"):
+        load_config(environ={"DEEPSIFT_FACES__DETECTOR": "mtcnn"})
+
+
+def test_out_of_range_names_key():
+    with pytest.raises(ConfigError, match=r"sampling\.frames_per_video.*greater than or equal to 1"):
+        load_config(environ={"DEEPSIFT_SAMPLING__FRAMES_PER_VIDEO": "0"})
+
+
+def test_unknown_key_lists_allowed_keys():
+    with pytest.raises(ConfigError, match=r"spark\.mastr is unknown; allowed keys here: .*master"):
+        load_config(environ={"DEEPSIFT_SPARK__MASTR": "local"})
+
+
+def test_bad_master_names_allowed_prefixes():
+    with pytest.raises(ConfigError, match=r"spark\.master.*local\[N\].*spark://host:port"):
+        load_config(environ={"DEEPSIFT_SPARK__MASTER": "localhost:7077"})
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml", environ={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(bad, environ={})
