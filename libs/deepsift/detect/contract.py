@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from deepsift.verdicts.aggregation import known_aggregations
 
 CONTRACT_FILE = "contract.json"
-
-AggregationName = Literal["mean", "max", "topk_mean", "confident", "max_face_per_frame_mean"]
 
 
 class Thresholds(BaseModel):
@@ -52,8 +52,15 @@ class PreprocessContract(BaseModel):
     crop_margin: float = Field(0.3, ge=0.0, le=2.0)
     face_detector: Literal["yunet", "haar"] = "yunet"
     frames_per_video: int = Field(32, ge=1, le=1024)
-    aggregation: AggregationName = "confident"
+    aggregation: str = "confident"
     thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, value: str) -> str:
+        if value not in known_aggregations():
+            raise ValueError(f"unknown aggregation {value!r}; known: {', '.join(known_aggregations())}")
+        return value
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
