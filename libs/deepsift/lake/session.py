@@ -63,6 +63,9 @@ def spark_conf(config: Config) -> dict[str, str]:
 def build_spark_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession for ``config``, with the deepsift schema present."""
     check_java()
+    # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
+    # environment, not spark.pyspark.python, when it starts a session from Python.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     config.metastore_dir.mkdir(parents=True, exist_ok=True)
     config.warehouse_dir.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)

@@ -1,0 +1,125 @@
+"""Per-video extraction: sample frames, find faces, crop and encode them.
+
+This is what runs inside the isolated decode worker (``deepsift.media.isolation``): the worker is
+started with :func:`init_worker`, which builds the face detector once, and each video is one call
+of :func:`extract_video`. Results are small (encoded crops), so crossing the process boundary is
+cheap. ``preprocess_version`` names everything that changes the crops, so cached crops are reused
+exactly when they would come out the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deepsift.config import DecodeLimits, FacesConfig, SamplingConfig
+from deepsift.faces.crops import crop_face, encode_crop
+from deepsift.faces.detector import FaceDetector, build_face_detector
+from deepsift.media.sampling import sample_frames
+from deepsift.reasons import MediaError
+
+EXTRACTION_CODE_VERSION = 1
+"""Bump when a code change alters crops for the same settings, so old crops are not reused."""
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    frame_index: int
+    face_index: int
+    ts_s: float
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    crop: bytes
+
+
+@dataclass
+class VideoExtraction:
+    """The outcome for one video: ``status`` is ``ok`` (frames were sampled) or ``error`` with a reason."""
+
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+    sample_mode: str | None = None
+    n_frames: int = 0
+    faces: list[FaceCrop] = field(default_factory=list)
+    decode_s: float = 0.0
+    faces_s: float = 0.0
+
+    @classmethod
+    def failed(cls, error: MediaError, decode_s: float = 0.0) -> VideoExtraction:
+        return cls(status="error", reason=error.reason.value, detail=error.detail, decode_s=decode_s)
+
+
+def preprocess_version(sampling: SamplingConfig, faces: FacesConfig, detector_name: str) -> str:
+    """A stable short hash of every setting that changes the crops (paths and download flags excluded).
+
+    >>> preprocess_version(SamplingConfig(), FacesConfig(), "haar:frontalface_default")  # doctest: +ELLIPSIS
+    'pp-...'
+    """
+    settings = {
+        "code": EXTRACTION_CODE_VERSION,
+        "sampling": sampling.model_dump(mode="json"),
+        "faces": faces.model_dump(mode="json", exclude={"yunet_model_path", "allow_download", "detector"}),
+        "detector": detector_name,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return f"pp-{digest[:12]}"
+
+
+@dataclass
+class WorkerState:
+    detector: FaceDetector
+    faces: FacesConfig
+
+
+def init_worker(faces_json: str, cache_dir: str) -> WorkerState:
+    """Build the face detector once per worker process."""
+    faces = FacesConfig.model_validate_json(faces_json)
+    return WorkerState(detector=build_face_detector(faces, Path(cache_dir)), faces=faces)
+
+
+def extract_video(
+    state: WorkerState,
+    path: str,
+    rotation: int | None,
+    sampling: SamplingConfig,
+    limits: DecodeLimits,
+) -> VideoExtraction:
+    """Sample ``path``, detect faces on every sampled frame and return encoded square crops."""
+    started = time.perf_counter()
+    try:
+        sample = sample_frames(path, sampling, limits, rotation=rotation)
+    except MediaError as error:
+        return VideoExtraction.failed(error, decode_s=time.perf_counter() - started)
+    decoded = time.perf_counter()
+    cfg = state.faces
+    crops: list[FaceCrop] = []
+    for frame in sample.frames:
+        for face_index, box in enumerate(state.detector.detect(frame.image)):
+            crop = crop_face(frame.image, box, cfg.margin, cfg.crop_size)
+            crops.append(
+                FaceCrop(
+                    frame_index=frame.frame_index,
+                    face_index=face_index,
+                    ts_s=frame.ts_s,
+                    bbox=(box.x, box.y, box.w, box.h),
+                    det_score=box.score,
+                    crop=encode_crop(crop, cfg.image_format, cfg.jpeg_quality),
+                )
+            )
+    return VideoExtraction(
+        status="ok",
+        sample_mode=sample.mode,
+        n_frames=len(sample.frames),
+        faces=crops,
+        decode_s=decoded - started,
+        faces_s=time.perf_counter() - decoded,
+    )
+
+
+def detector_name(state: WorkerState) -> str:
+    """Which detector a worker really runs (a missing YuNet file means the Haar fallback)."""
+    return state.detector.name

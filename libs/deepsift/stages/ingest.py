@@ -1,0 +1,230 @@
+"""Ingest: list input files, identify them by content, probe them, and MERGE them into ``videos``.
+
+Listing runs on the driver (local folders, globs and files directly; other schemes through the Hadoop
+FileSystem API, so ``hdfs://`` or ``s3a://`` prefixes list the same way). Hashing and probing run on
+executors; the probe, which parses untrusted containers, runs inside an isolated worker process.
+A file that cannot be read or probed still gets a row, with ``probe_status = 'error'`` and a reason.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from deepsift.config import Config, DecodeLimits
+from deepsift.lake.tables import VIDEOS, ensure_tables
+from deepsift.media.isolation import IsolatedWorker
+from deepsift.media.probe import ProbeResult, content_id, probe
+from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
+from deepsift.reasons import MediaError, Reason
+
+log = logging.getLogger(__name__)
+
+GLOB_CHARACTERS = set("*?[")
+
+
+class NoInputError(ValueError):
+    """None of the given inputs exists or holds any file."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a set of inputs resolved to: the file URIs found, and the inputs that do not exist."""
+
+    uris: list[str]
+    missing: list[str]
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    files: int
+    new_videos: int
+    videos_total: int
+    probe_errors: dict[str, int]
+    missing_inputs: list[str]
+    seconds: float
+
+
+def list_inputs(spark: SparkSession, inputs: Sequence[str]) -> Listing:
+    """Expand folders (recursively, hidden files skipped), globs and files into sorted file URIs.
+
+    >>> list_inputs(spark, ["uploads/2026-11-25", "extra/*.mp4"]).uris  # doctest: +SKIP
+    """
+    found: set[str] = set()
+    missing: list[str] = []
+    for item in inputs:
+        uris = _list_local(item) if is_local(item) else _list_hadoop(spark, item)
+        if uris is None:
+            missing.append(item)
+        else:
+            found.update(uris)
+    return Listing(sorted(found), missing)
+
+
+def _list_local(item: str) -> list[str] | None:
+    path = local_path(item)
+    if GLOB_CHARACTERS & set(str(path)):
+        matches = [Path(match) for match in sorted(glob.glob(str(path), recursive=True))]
+        return [to_uri(str(match)) for match in matches if match.is_file()] or None
+    if path.is_file():
+        return [to_uri(str(path))]
+    if path.is_dir():
+        files = []
+        for folder, subfolders, names in os.walk(path):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+            files.extend(Path(folder, name) for name in names if not name.startswith("."))
+        return [to_uri(str(file)) for file in sorted(files)]
+    return None
+
+
+def _list_hadoop(spark: SparkSession, item: str) -> list[str] | None:
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the Hadoop FileSystem API is only reachable through py4j
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(item)
+    filesystem = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+    statuses = filesystem.globStatus(hadoop_path) or []
+    uris: list[str] = []
+    for status in statuses:
+        if status.isFile():
+            uris.append(status.getPath().toString())
+            continue
+        files = filesystem.listFiles(status.getPath(), True)
+        while files.hasNext():
+            file_path = files.next().getPath()
+            if not file_path.getName().startswith("."):
+                uris.append(file_path.toString())
+    return uris or None
+
+
+def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_date: date | None = None) -> IngestSummary:
+    """List ``inputs``, probe every file and MERGE into ``videos``; re-ingesting adds nothing.
+
+    The same bytes under two names are one video (one row) whose ``uris`` holds both names.
+    Raises :class:`NoInputError` when no input exists; missing inputs next to existing ones are
+    reported in the summary and skipped.
+    """
+    started = datetime.now(timezone.utc)
+    listing = list_inputs(spark, inputs)
+    for item in listing.missing:
+        log.warning("input %s does not exist or holds no file; skipped", item)
+    if not listing.uris:
+        raise NoInputError(f"no files found in {', '.join(inputs) or '(no input given)'}")
+    schema = config.lake.schema_name
+    ensure_tables(spark, schema, (VIDEOS,))
+    table = VIDEOS.qualified(schema)
+    before = spark.table(table).count()
+
+    probed = _probe_files(spark, listing.uris, config.decode, ingest_date or started.date(), started)
+    probed = probed.localCheckpoint(eager=True)
+    _merge_videos(spark, table, probed)
+
+    total = spark.table(table).count()
+    errors = (
+        probed.where("probe_status = 'error'")
+        .select(F.split("probe_error", ":")[0].alias("reason"))
+        .groupBy("reason")
+        .count()
+        .collect()
+    )
+    return IngestSummary(
+        files=len(listing.uris),
+        new_videos=total - before,
+        videos_total=total,
+        probe_errors={row["reason"]: row["count"] for row in errors},
+        missing_inputs=listing.missing,
+        seconds=(datetime.now(timezone.utc) - started).total_seconds(),
+    )
+
+
+def _probe_files(spark: SparkSession, uris: list[str], limits: DecodeLimits, day: date, seen_at: datetime) -> DataFrame:
+    partitions = max(1, min(len(uris), spark.sparkContext.defaultParallelism * 4))
+    listing = spark.createDataFrame(pd.DataFrame({"uri": uris})).repartition(partitions)
+    limits_json = limits.model_dump_json()
+    probe_schema = "video_id string, uri string, size_bytes bigint, container string, codec string, width int, height int, fps double, duration_s double, frame_count_estimate bigint, rotation int, has_audio boolean, n_video_streams int, probe_status string, probe_error string"
+
+    def probe_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        worker_limits = DecodeLimits.model_validate_json(limits_json)
+        for batch in batches:
+            yield pd.DataFrame([_probe_row(uri, worker_limits) for uri in batch["uri"]], columns=probe_schema_columns)
+
+    probe_schema_columns = [column.split()[0] for column in probe_schema.split(", ")]
+    return listing.mapInPandas(probe_partition, probe_schema).select(
+        "*",
+        F.lit(day).alias("ingest_date"),
+        F.lit(seen_at.replace(tzinfo=None)).cast("timestamp").alias("first_seen_at"),
+    )
+
+
+def _probe_row(uri: str, limits: DecodeLimits) -> dict[str, object]:
+    """Hash and probe one file; any failure becomes an error row, never an exception."""
+    try:
+        with opened_locally(uri) as path:
+            video_id = content_id(path)
+            size = path.stat().st_size
+            try:
+                result: ProbeResult = isolated_worker(limits).call("deepsift.media.probe:probe", str(path), limits)
+            except MediaError as error:
+                result = ProbeResult(probe_status="error", probe_error=str(error))
+    except MediaError as error:
+        return _unreadable_row(uri, error)
+    except OSError as error:
+        return _unreadable_row(uri, MediaError(Reason.OPEN_ERROR, f"cannot read {uri}: {error.strerror or error}"))
+    return {"video_id": video_id, "uri": uri, "size_bytes": size, **_probe_columns(result)}
+
+
+def _unreadable_row(uri: str, error: MediaError) -> dict[str, object]:
+    """A file whose bytes cannot be read has no content id; it is keyed by its URI instead."""
+    video_id = "unreadable-" + hashlib.sha256(uri.encode()).hexdigest()
+    failed = ProbeResult(probe_status="error", probe_error=str(error))
+    return {"video_id": video_id, "uri": uri, "size_bytes": None, **_probe_columns(failed)}
+
+
+def _probe_columns(result: ProbeResult) -> dict[str, object]:
+    """The probe's fields that ``videos`` stores (stream counts beyond video streams are not kept)."""
+    columns = asdict(result)
+    columns.pop("n_streams")
+    return columns
+
+
+_WORKERS: dict[str, IsolatedWorker] = {}
+
+
+def isolated_worker(limits: DecodeLimits, initializer: str | None = None, init_args: tuple = ()) -> IsolatedWorker:
+    """A warm isolated worker per Python process and settings, reused across tasks and partitions."""
+    key = f"{limits.model_dump_json()}|{initializer}|{init_args!r}"
+    worker = _WORKERS.get(key)
+    if worker is None:
+        worker = _WORKERS[key] = IsolatedWorker(limits, initializer=initializer, init_args=init_args)
+    return worker
+
+
+def _merge_videos(spark: SparkSession, table: str, probed: DataFrame) -> None:
+    """One row per content id: the batch is grouped first, then merged; new names extend ``uris``."""
+    from delta.tables import DeltaTable
+
+    other_columns = [c for c in VIDEOS.column_names() if c not in ("video_id", "uri", "uris")]
+    grouped = probed.groupBy("video_id").agg(
+        F.min("uri").alias("uri"),
+        F.array_sort(F.collect_set("uri")).alias("uris"),
+        *[F.first(column, ignorenulls=True).alias(column) for column in other_columns],
+    )
+    (
+        DeltaTable.forName(spark, table)
+        .alias("t")
+        .merge(grouped.alias("s"), "t.video_id = s.video_id")
+        .whenMatchedUpdate(
+            condition="size(array_except(s.uris, t.uris)) > 0",
+            set={"uris": "array_sort(array_distinct(concat(t.uris, s.uris)))"},
+        )
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
