@@ -24,17 +24,20 @@ def spark_progress(spark: SparkSession, description: str, console: Console | Non
     )
     bar = progress.add_task(description, total=None)
 
+    def refresh() -> None:
+        done = total = 0
+        for job_id in tracker.getJobIdsForGroup(group):
+            job = tracker.getJobInfo(job_id)
+            for stage_id in job.stageIds if job else []:
+                stage = tracker.getStageInfo(stage_id)
+                if stage:
+                    done += stage.numCompletedTasks
+                    total += stage.numTasks
+        progress.update(bar, completed=done, total=total or None)
+
     def poll() -> None:
         while not stop.wait(0.5):
-            done = total = 0
-            for job_id in tracker.getJobIdsForGroup(group):
-                job = tracker.getJobInfo(job_id)
-                for stage_id in job.stageIds if job else []:
-                    stage = tracker.getStageInfo(stage_id)
-                    if stage:
-                        done += stage.numCompletedTasks
-                        total += stage.numTasks
-            progress.update(bar, completed=done, total=total or None)
+            refresh()
 
     poller = threading.Thread(target=poll, daemon=True)
     with progress:
@@ -44,4 +47,5 @@ def spark_progress(spark: SparkSession, description: str, console: Console | Non
         finally:
             stop.set()
             poller.join()
+            refresh()
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)

@@ -199,6 +199,24 @@ class IsolatedWorker:
             self._process = None
 
 
+_WORKERS: dict[str, IsolatedWorker] = {}
+
+
+def shared_worker(
+    limits: DecodeLimits, initializer: str | None = None, init_args: tuple[Any, ...] = ()
+) -> IsolatedWorker:
+    """The warm worker of this process for these settings, started on first use.
+
+    Spark reuses its Python workers across tasks, so one isolated worker per Python worker and
+    settings serves every partition it runs, and the initializer (a face detector, say) runs once.
+    """
+    key = f"{limits.model_dump_json()}|{initializer}|{init_args!r}"
+    worker = _WORKERS.get(key)
+    if worker is None:
+        worker = _WORKERS[key] = IsolatedWorker(limits, initializer=initializer, init_args=init_args)
+    return worker
+
+
 def _split_target(target: str) -> tuple[str, str]:
     module, _, attribute = target.partition(":")
     if not module or not attribute:

@@ -24,9 +24,9 @@ from deepsift.config import Config
 from deepsift.faces.detector import build_face_detector
 from deepsift.faces.extraction import VideoExtraction, preprocess_version
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
+from deepsift.media.isolation import shared_worker
 from deepsift.media.sources import opened_locally
 from deepsift.reasons import MediaError
-from deepsift.stages.ingest import isolated_worker
 
 UNKNOWN_COST = 1280 * 720 * 60.0
 """Cost assumed for a video whose duration or size the probe could not tell (a 60 s 720p clip)."""
@@ -132,7 +132,7 @@ def _extract(
         from deepsift.config import DecodeLimits, SamplingConfig
 
         sampling, limits = SamplingConfig.model_validate_json(settings[0]), DecodeLimits.model_validate_json(settings[1])
-        worker = isolated_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2], settings[3]))
+        worker = shared_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2], settings[3]))
         _check_detector(worker, detector)
         for batch in batches:
             for video in batch.to_pylist():

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits
 from deepsift.lake.tables import VIDEOS, ensure_tables
-from deepsift.media.isolation import IsolatedWorker
+from deepsift.media.isolation import shared_worker
 from deepsift.media.probe import ProbeResult, content_id, probe
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.reasons import MediaError, Reason
@@ -171,7 +171,7 @@ def _probe_row(uri: str, limits: DecodeLimits) -> dict[str, object]:
             video_id = content_id(path)
             size = path.stat().st_size
             try:
-                result: ProbeResult = isolated_worker(limits).call("deepsift.media.probe:probe", str(path), limits)
+                result: ProbeResult = shared_worker(limits).call("deepsift.media.probe:probe", str(path), limits)
             except MediaError as error:
                 result = ProbeResult(probe_status="error", probe_error=str(error))
     except MediaError as error:
@@ -193,18 +193,6 @@ def _probe_columns(result: ProbeResult) -> dict[str, object]:
     columns = asdict(result)
     columns.pop("n_streams")
     return columns
-
-
-_WORKERS: dict[str, IsolatedWorker] = {}
-
-
-def isolated_worker(limits: DecodeLimits, initializer: str | None = None, init_args: tuple = ()) -> IsolatedWorker:
-    """A warm isolated worker per Python process and settings, reused across tasks and partitions."""
-    key = f"{limits.model_dump_json()}|{initializer}|{init_args!r}"
-    worker = _WORKERS.get(key)
-    if worker is None:
-        worker = _WORKERS[key] = IsolatedWorker(limits, initializer=initializer, init_args=init_args)
-    return worker
 
 
 def _merge_videos(spark: SparkSession, table: str, probed: DataFrame) -> None:
