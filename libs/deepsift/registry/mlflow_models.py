@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,8 @@ class DetectorRegistry:
         [1, 2, 3]
         """
         versions = self.client.search_model_versions(f"name = '{self.name}'")
-        return [self._info(v) for v in sorted(versions, key=lambda v: int(v.version))]
+        # search results carry no aliases in every MLflow store, so each version is read whole
+        return [self._info(self.client.get_model_version(self.name, v.version)) for v in sorted(versions, key=lambda v: int(v.version))]
 
     def load_contract(self, version: int) -> PreprocessContract:
         """The preprocessing contract of an exact version (:class:`ContractMissingError` if absent).
@@ -302,6 +303,25 @@ class DetectorRegistry:
             contract_path = self._download_contract(version, Path(scratch))
             state_dict_path = self._download(version, STATE_DICT_FILE, Path(scratch))
             return scorer_from_files(state_dict_path, contract_path, f"{self.name} version {version}", device)
+
+    def record_evaluation(
+        self, version: int, metrics: Mapping[str, float], eval_set_id: str, plots: Sequence[Path] = ()
+    ) -> None:
+        """Make ``metrics`` (measured on ``eval_set_id``) the version's current metrics; attach plots.
+
+        Metrics go to the version's run at a new step, so they read as its latest values; the run and
+        the version are tagged with the evaluation set, which :meth:`promote` compares.
+
+        >>> registry.record_evaluation(3, {"auc": 0.93}, "sha256:1a2b...")  # doctest: +SKIP
+        """
+        info = self.resolve(version)
+        step = int(time.time())
+        for name, value in metrics.items():
+            self.client.log_metric(info.run_id, name, float(value), step=step)
+        self.client.set_tag(info.run_id, EVAL_SET_TAG, eval_set_id)
+        self.client.set_model_version_tag(self.name, str(info.version), EVAL_SET_TAG, eval_set_id)
+        for plot in plots:
+            self.client.log_artifact(info.run_id, str(plot), artifact_path="evaluation")
 
     def promote(
         self,
