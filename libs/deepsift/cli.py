@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from deepsift.config import Config, ConfigError, load_config
+from deepsift.progress import spark_progress
 
 console = Console()
 
@@ -49,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
 
     extract = commands.add_parser("extract", help="sample frames and crop faces of every video not yet extracted")
     extract.set_defaults(handler=_extract)
+
+    scan = commands.add_parser("scan", help="ingest PATHs, then judge every video the model has not judged yet")
+    scan.add_argument("paths", nargs="*", help="folders, globs, files or URIs to ingest first (none: scan what is ingested)")
+    scan.add_argument("--date", type=date.fromisoformat, help="scan date (default: today, UTC)")
+    scan.add_argument("--model", help="version number or @alias (default: @champion)")
+    scan.add_argument("--trigger", default="cli", help="recorded in scan_runs.trigger (the DAGs pass their run id)")
+    scan.set_defaults(handler=_scan)
+
+    rescore = commands.add_parser("rescore", help="score cached crops with another model version, without decoding")
+    rescore.add_argument("--model-version", required=True, help="version number or @alias")
+    rescore.add_argument("--since", type=date.fromisoformat, help="only videos ingested on or after this date")
+    rescore.add_argument("--date", type=date.fromisoformat, help="scan date recorded on the rows (default: today)")
+    rescore.set_defaults(handler=_rescore)
 
     train = commands.add_parser("train", help="train a detector on extracted crops and register it (@challenger)")
     train.add_argument("--architecture", default="mobilenetv3_small_050")
@@ -208,31 +222,83 @@ def _models_import(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace, config: Config) -> int:
-    from deepsift.demo import ensure_demo_clips
-    from deepsift.registry.errors import ModelNotFoundError
-    from deepsift.stages.train import config_for_contract, ensure_champion, reference_contract
+def _scan(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.stages.scan import ScanRequest, run_scan
 
-    with console.status(f"generating demo clips in {args.folder}"):
-        clips = ensure_demo_clips(args.folder)
-    console.print(f"demo clips: {len(clips)} in {args.folder}")
     spark = _session(config)
-    _run_ingest(spark, config, [str(args.folder)], None)
-    try:
-        contract = _registry(config).resolve(config.mlflow.alias).contract
-    except ModelNotFoundError:
-        contract = reference_contract(config)
-    _run_extract(spark, config_for_contract(config, contract))
-    with console.status(f"resolving @{config.mlflow.alias} (training the reference detector if there is none)"):
-        champion, trained = ensure_champion(spark, config)
-    note = f" (trained now in {trained.seconds:.0f} s)" if trained else ""
-    console.print(f"detector: {champion.model_uri} @{config.mlflow.alias}{note}")
-    _print_where(config)
+    request = ScanRequest(scan_date=args.date or _today(), inputs=args.paths, model=args.model, trigger=args.trigger)
+    with spark_progress(spark, "scan"):
+        outcome = run_scan(spark, config, request)
+    _print_scan(spark, config, outcome)
     return 0
 
 
+def _rescore(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.stages.scan import rescore
+
+    spark = _session(config)
+    with spark_progress(spark, "rescore"):
+        outcome = rescore(spark, config, args.model_version, args.date or _today(), args.since)
+    _print_scan(spark, config, outcome)
+    return 0
+
+
+def _demo(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.demo import ensure_demo_clips
+    from deepsift.media.sources import to_uri
+    from deepsift.stages.scan import ScanRequest, run_scan
+    from deepsift.stages.train import DataSelection, ensure_champion
+
+    with console.status(f"generating demo clips in {args.folder}"):
+        clips = ensure_demo_clips(args.folder)
+    console.print(f"demo clips: {len(clips)} in {args.folder} (authentic/ and manipulated/)")
+    spark = _session(config)
+    _run_ingest(spark, config, [str(args.folder)], None)
+    authentic = DataSelection(uri_prefix=to_uri(str(args.folder / "authentic")))
+    with console.status(f"resolving @{config.mlflow.alias} (training the reference detector if there is none)"):
+        champion, trained = ensure_champion(spark, config, authentic)
+    if trained:
+        console.print(f"trained the reference detector {champion.model_uri} in {trained.seconds:.0f} s")
+    with spark_progress(spark, "scan"):
+        outcome = run_scan(spark, config, ScanRequest(scan_date=_today(), trigger="demo"))
+    _print_scan(spark, config, outcome)
+    return 0
+
+
+def _today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def _print_scan(spark, config: Config, outcome) -> None:
+    from deepsift.lake.tables import VERDICTS, VIDEOS
+
+    schema = config.lake.schema_name
+    rows = spark.sql(
+        f"SELECT v.uri, d.verdict, d.score, d.reason FROM {VERDICTS.qualified(schema)} d "
+        f"JOIN {VIDEOS.qualified(schema)} v USING (video_id) WHERE d.run_id = '{outcome.run_id}' "
+        "ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50"
+    ).collect()
+    table = Table("video", "verdict", "score", "reason", title=f"verdicts of {outcome.run_id}")
+    for row in rows:
+        score = "-" if row.score is None else f"{row.score:.3f}"
+        table.add_row(row.uri.rsplit("/", 2)[-2] + "/" + row.uri.rsplit("/", 1)[-1], row.verdict, score, row.reason or "")
+    console.print(table)
+    summary = Table(title="scan summary", show_header=False)
+    summary.add_row("model", f"{outcome.model.model_uri} ({', '.join('@' + a for a in outcome.model.aliases) or 'no alias'})")
+    thresholds = outcome.model.contract.thresholds
+    summary.add_row("thresholds", f"suspicious >= {thresholds.suspicious:.3f}, manipulated >= {thresholds.manipulated:.3f}")
+    summary.add_row("videos judged now", str(outcome.verdicts.videos))
+    for verdict, count in sorted(outcome.verdicts.by_verdict.items()):
+        summary.add_row(f"verdict: {verdict}", str(count))
+    for reason, count in sorted(outcome.verdicts.by_reason.items()):
+        summary.add_row(f"reason: {reason}", str(count))
+    for stage, seconds in outcome.stage_seconds.items():
+        summary.add_row(f"seconds: {stage}", f"{seconds:.1f}")
+    console.print(summary)
+    _print_where(config)
+
+
 def _run_ingest(spark, config: Config, paths: Sequence[str], ingest_date: date | None) -> None:
-    from deepsift.progress import spark_progress
     from deepsift.stages.ingest import ingest
 
     with spark_progress(spark, "ingest"):
@@ -250,7 +316,6 @@ def _run_ingest(spark, config: Config, paths: Sequence[str], ingest_date: date |
 
 
 def _run_extract(spark, config: Config) -> None:
-    from deepsift.progress import spark_progress
     from deepsift.stages.extract import extract_pending
 
     with spark_progress(spark, "extract"):
@@ -271,8 +336,8 @@ def _run_extract(spark, config: Config) -> None:
 def _print_where(config: Config) -> None:
     console.print(f"tables: schema [bold]{config.lake.schema_name}[/bold], warehouse {config.warehouse_dir}")
     console.print(
-        f"query: [bold]spark-sql[/bold] over the same metastore, e.g. "
-        f"SELECT status, reason, count(*) FROM {config.lake.schema_name}.extractions GROUP BY 1, 2"
+        "example query (any Spark session over this home, e.g. pyspark with the same config):\n"
+        f"  SELECT verdict, reason, count(*) FROM {config.lake.schema_name}.verdicts GROUP BY verdict, reason"
     )
 
 
@@ -283,8 +348,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from deepsift.lake.session import JavaNotFoundError
     from deepsift.registry.errors import RegistryError
     from deepsift.stages.ingest import NoInputError
+    from deepsift.stages.scan import ContractMismatchError
 
     return (
+        ContractMismatchError,
         JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
     )
 

@@ -1,8 +1,11 @@
 """Demo clips the project makes itself, so that the main command has something to scan on a fresh clone.
 
-deepsift ships no one else's media. The genuine clips are slow camera moves (zoom and pan) over the
-public-domain portrait of Grace Hopper that matplotlib ships as sample data, encoded with H.264 by
-PyAV; the no-face clip is a moving colour field. Clips are generated once and reused.
+deepsift ships no one else's media. The genuine clips (``authentic/``) are slow camera moves (zoom
+and pan) over the public-domain portrait of Grace Hopper that matplotlib ships as sample data,
+encoded with H.264 by PyAV, plus a moving colour field with no face. The manipulated clips
+(``manipulated/``) make the same camera moves over a copy of the portrait whose face was replaced
+by a blended, colour- and geometry-jittered copy of itself (the self-blending recipe the detectors
+train on), so the demo shows both kinds of verdict. Clips are generated once and reused.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ class DemoClip:
     zoom: tuple[float, float]
     pan: tuple[float, float]
     has_face: bool = True
+    manipulated: bool = False
+
+    @property
+    def relative_path(self) -> str:
+        return f"{'manipulated' if self.manipulated else 'authentic'}/{self.name}"
 
 
 DEMO_CLIPS = (
@@ -34,7 +42,10 @@ DEMO_CLIPS = (
     DemoClip("hopper_pan_left.mp4", 4.0, zoom=(1.3, 1.3), pan=(0.15, -0.15)),
     DemoClip("hopper_zoom_out.mp4", 3.0, zoom=(1.8, 1.1), pan=(-0.05, 0.05)),
     DemoClip("colour_field_no_face.mp4", 3.0, zoom=(1.0, 1.0), pan=(0.0, 0.0), has_face=False),
+    DemoClip("hopper_swapped_zoom_in.mp4", 4.0, zoom=(1.0, 1.6), pan=(0.05, 0.0), manipulated=True),
+    DemoClip("hopper_swapped_pan_right.mp4", 4.0, zoom=(1.3, 1.3), pan=(-0.15, 0.15), manipulated=True),
 )
+MANIPULATION_SEED = 2026
 
 
 def portrait() -> np.ndarray:
@@ -49,16 +60,35 @@ def portrait() -> np.ndarray:
 
 def ensure_demo_clips(folder: Path) -> list[Path]:
     """Generate any missing demo clip into ``folder`` and return every clip's path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    source = portrait()
     paths = []
+    sources: dict[bool, np.ndarray] = {}
     for clip in DEMO_CLIPS:
-        path = folder / clip.name
+        path = folder / clip.relative_path
         if not path.exists():
-            frames = camera_move(source, clip) if clip.has_face else colour_field(clip)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if clip.manipulated not in sources:
+                sources[clip.manipulated] = manipulated_portrait() if clip.manipulated else portrait()
+            frames = camera_move(sources[clip.manipulated], clip) if clip.has_face else colour_field(clip)
             write_h264(path, frames)
         paths.append(path)
     return paths
+
+
+def manipulated_portrait() -> np.ndarray:
+    """The portrait with its face self-blended: found with the bundled Haar cascade, blended, pasted back."""
+    from deepsift.detect.selfblend import self_blend
+    from deepsift.faces.crops import square_crop_box
+    from deepsift.faces.detector import HaarDetector
+
+    image = portrait()
+    detector = HaarDetector(score_threshold=0.5, detect_max_side=640, min_face_px=64, max_faces=1)
+    faces = detector.detect(image)
+    if not faces:
+        raise RuntimeError("the demo portrait's face was not found; cannot make the manipulated demo clips")
+    x0, y0, x1, y1 = square_crop_box(faces[0], 0.3, image.shape[1], image.shape[0])
+    blended, _ = self_blend(np.ascontiguousarray(image[y0:y1, x0:x1]), np.random.default_rng(MANIPULATION_SEED))
+    image[y0:y1, x0:x1] = blended
+    return image
 
 
 def camera_move(image: np.ndarray, clip: DemoClip):

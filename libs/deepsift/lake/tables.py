@@ -93,6 +93,76 @@ FACES = TableSpec(
 
 ALL_TABLES = (VIDEOS, EXTRACTIONS, FACES)
 
+FACE_SCORES = TableSpec(
+    name="face_scores",
+    columns="""
+        run_id STRING NOT NULL,
+        video_id STRING NOT NULL,
+        preprocess_version STRING NOT NULL,
+        frame_index INT NOT NULL,
+        face_index INT NOT NULL,
+        model_name STRING NOT NULL,
+        model_version INT NOT NULL,
+        score FLOAT NOT NULL,
+        scan_date DATE NOT NULL
+    """,
+    key=("run_id", "video_id", "frame_index", "face_index"),
+    partitioned_by="scan_date",
+)
+"""One probability of manipulation per face crop and scan run; ``run_id`` is deterministic
+(``deepsift.stages.score.scan_run_id``), so rescanning the same date with the same model and crops
+writes the same keys."""
+
+VERDICTS = TableSpec(
+    name="verdicts",
+    columns="""
+        video_id STRING NOT NULL,
+        model_name STRING NOT NULL,
+        model_version INT NOT NULL,
+        preprocess_version STRING NOT NULL,
+        score DOUBLE,
+        verdict STRING NOT NULL,
+        reason STRING,
+        aggregation STRING,
+        n_frames INT,
+        n_faces INT,
+        run_id STRING NOT NULL,
+        scanned_at TIMESTAMP NOT NULL,
+        scan_date DATE NOT NULL
+    """,
+    key=("video_id", "model_name", "model_version", "preprocess_version"),
+    partitioned_by="scan_date",
+)
+"""One label per video and model version (``deepsift.verdicts.labels.Verdict``); ``score`` and
+``aggregation`` are NULL when no score was computed (``not_applicable`` or ``error``, with a reason)."""
+
+SCAN_RUNS = TableSpec(
+    name="scan_runs",
+    columns="""
+        run_id STRING NOT NULL,
+        trigger STRING NOT NULL,
+        scan_date DATE NOT NULL,
+        model_name STRING NOT NULL,
+        model_version INT NOT NULL,
+        model_uri STRING NOT NULL,
+        preprocess_version STRING NOT NULL,
+        config STRING,
+        videos BIGINT,
+        counts_by_verdict MAP<STRING, BIGINT>,
+        counts_by_reason MAP<STRING, BIGINT>,
+        stage_seconds MAP<STRING, DOUBLE>,
+        status STRING NOT NULL,
+        error STRING,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP
+    """,
+    key=("run_id",),
+)
+"""One row per scan run: who triggered it, which exact model, the config, counts and seconds per stage."""
+
+SCAN_TABLES = (FACE_SCORES, VERDICTS)
+"""The tables a scan with a detector writes; kept apart from ``ALL_TABLES`` (ingest and extraction)."""
+
 
 def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = ALL_TABLES) -> None:
     """Create the schema and any missing table; existing tables are left as they are."""

@@ -65,8 +65,7 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
     started = time.perf_counter()
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (VIDEOS, EXTRACTIONS, FACES))
-    detector = build_face_detector(config.faces, config.cache_dir).name
-    version = preprocess_version(config.sampling, config.faces, detector)
+    version, detector = planned_preprocess_version(config)
 
     done = spark.table(EXTRACTIONS.qualified(schema)).where(F.col("preprocess_version") == version)
     pending = spark.table(VIDEOS.qualified(schema)).join(done, "video_id", "left_anti")
@@ -91,6 +90,12 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
     )
     merge_insert_new(spark, schema, FACES, faces)
     return _summarize(extracted, version, detector, time.perf_counter() - started)
+
+
+def planned_preprocess_version(config: Config) -> tuple[str, str]:
+    """The preprocess version (and face detector) that extraction under ``config`` produces here."""
+    detector = build_face_detector(config.faces, config.cache_dir).name
+    return preprocess_version(config.sampling, config.faces, detector), detector
 
 
 def balance_by_cost(videos: list[dict], partitions: int) -> list[list[dict]]:

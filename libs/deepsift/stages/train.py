@@ -12,7 +12,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -290,12 +290,16 @@ def reference_contract(config: Config) -> PreprocessContract:
     return contract_for(config, REFERENCE_DETECTOR.architecture, REFERENCE_DETECTOR.input_size)
 
 
-def ensure_champion(spark: SparkSession, config: Config) -> tuple[ModelVersionInfo, TrainOutcome | None]:
-    """The version holding the configured alias; with none yet, train the reference detector for it."""
+def ensure_champion(
+    spark: SparkSession, config: Config, selection: DataSelection | None = None
+) -> tuple[ModelVersionInfo, TrainOutcome | None]:
+    """The version holding the configured alias; with none yet, train the reference detector for it
+    on the ``selection`` of videos (all ingested videos by default)."""
     registry = DetectorRegistry(config.mlflow, config.home)
     try:
         return registry.resolve(config.mlflow.alias), None
     except ModelNotFoundError:
         log.warning("no @%s detector yet: training the reference detector", config.mlflow.alias)
-    outcome = train_and_register(spark, config, REFERENCE_DETECTOR)
+    request = REFERENCE_DETECTOR if selection is None else replace(REFERENCE_DETECTOR, selection=selection)
+    outcome = train_and_register(spark, config, request)
     return registry.set_alias(config.mlflow.alias, outcome.version.version), outcome

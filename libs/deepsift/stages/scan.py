@@ -1,0 +1,168 @@
+"""The scan: ingest new files, extract faces under the model's contract, score, judge, record the run.
+
+The model alias is resolved to an exact version once, here on the driver; every later step names that
+version, so one run never mixes two models even if the alias moves meanwhile. Each step writes with
+an insert-only MERGE on keys that a rerun reproduces (``scan_run_id`` is deterministic), so running a
+scan date again with the same model adds no rows and changes no values; ``scan_runs`` keeps one row
+per run id, rewritten only while that run has not succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from deepsift.config import Config
+from deepsift.lake.tables import EXTRACTIONS, SCAN_RUNS, VIDEOS, ensure_tables
+from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
+from deepsift.stages.ingest import IngestSummary, ingest
+from deepsift.stages.score import score_faces, scan_run_id
+from deepsift.stages.train import config_for_contract
+from deepsift.stages.verdicts import VerdictSummary, write_verdicts
+
+
+class ContractMismatchError(ValueError):
+    """The model needs crops that were never extracted (another size, margin or face detector)."""
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What to scan: ``inputs`` to ingest first (none: only what is already ingested)."""
+
+    scan_date: date
+    inputs: Sequence[str] = ()
+    model: str | None = None
+    """A version number or ``@alias``; None means the configured alias (``mlflow.alias``)."""
+    trigger: str = "cli"
+    """Who started the run: ``cli``, or ``airflow:<dag_id>/<run_id>``."""
+
+
+@dataclass
+class ScanOutcome:
+    run_id: str
+    model: ModelVersionInfo
+    verdicts: VerdictSummary
+    ingest: IngestSummary | None = None
+    extract: ExtractSummary | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanOutcome:
+    """Scan everything ingested (plus ``request.inputs``) that this model version has not judged yet."""
+    seconds: dict[str, float] = {}
+    started_at = datetime.now(timezone.utc)
+    model = DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
+    model_config = config_for_contract(config, model.contract)
+
+    clock = time.perf_counter()
+    ingested = ingest(spark, config, request.inputs, request.scan_date) if request.inputs else None
+    seconds["ingest"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    extracted = extract_pending(spark, model_config)
+    seconds["extract"] = time.perf_counter() - clock
+    run_id = scan_run_id(request.scan_date, model.name, model.version, extracted.preprocess_version)
+    try:
+        verdicts = _score_and_judge(spark, model_config, model, extracted.preprocess_version, request.scan_date, seconds)
+    except Exception as error:
+        _record_run(spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, None, error)
+        raise
+    _record_run(spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None)
+    return ScanOutcome(run_id, model, verdicts, ingested, extracted, seconds)
+
+
+def rescore(
+    spark: SparkSession, config: Config, model: str, scan_date: date, since: date | None = None
+) -> ScanOutcome:
+    """Score cached crops with another model version, without decoding; verdicts for that version.
+
+    Only videos already extracted under the version's contract are scored (ingested on or after
+    ``since`` when given). A version whose contract needs crops that were never extracted raises
+    :class:`ContractMismatchError` naming the settings, rather than silently decoding everything.
+    """
+    seconds: dict[str, float] = {}
+    started_at = datetime.now(timezone.utc)
+    info = DetectorRegistry(config.mlflow, config.home).resolve(model)
+    model_config = config_for_contract(config, info.contract)
+    version, _ = planned_preprocess_version(model_config)
+    schema = config.lake.schema_name
+    ensure_tables(spark, schema, (VIDEOS, EXTRACTIONS))
+    cached = spark.table(EXTRACTIONS.qualified(schema)).where(F.col("preprocess_version") == version)
+    if since:
+        recent = spark.table(VIDEOS.qualified(schema)).where(F.col("ingest_date") >= F.lit(since))
+        cached = cached.join(recent.select("video_id"), "video_id", "left_semi")
+    if cached.limit(1).count() == 0:
+        faces = model_config.faces
+        raise ContractMismatchError(
+            f"{info.model_uri} needs crops of {faces.crop_size} px, margin {faces.margin}, detector "
+            f"{faces.detector}, {model_config.sampling.frames_per_video} frames ({version}); none are cached"
+            f"{' for videos ingested since ' + since.isoformat() if since else ''}: run `deepsift scan "
+            f"--model {info.version}` to extract them"
+        )
+    request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger="rescore")
+    run_id = scan_run_id(scan_date, info.name, info.version, version)
+    verdicts = _score_and_judge(spark, model_config, info, version, scan_date, seconds, cached.select("video_id"))
+    _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None)
+    return ScanOutcome(run_id, info, verdicts, stage_seconds=seconds)
+
+
+def _score_and_judge(spark, config, model, preprocess_version, scan_date, seconds, video_ids=None) -> VerdictSummary:
+    clock = time.perf_counter()
+    score_faces(spark, config, model, preprocess_version, scan_date, video_ids)
+    seconds["score"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    verdicts = write_verdicts(spark, config, model, preprocess_version, scan_date, video_ids)
+    seconds["verdicts"] = time.perf_counter() - clock
+    return verdicts
+
+
+def _record_run(
+    spark: SparkSession,
+    config: Config,
+    request: ScanRequest,
+    model: ModelVersionInfo,
+    run_id: str,
+    preprocess_version: str,
+    started_at: datetime,
+    seconds: dict[str, float],
+    verdicts: VerdictSummary | None,
+    error: Exception | None,
+) -> None:
+    """One ``scan_runs`` row per run id; a rerun of a succeeded run leaves it untouched."""
+    schema = config.lake.schema_name
+    ensure_tables(spark, schema, (SCAN_RUNS,))
+    row = {
+        "run_id": run_id,
+        "trigger": request.trigger,
+        "scan_date": request.scan_date,
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_uri": model.model_uri,
+        "preprocess_version": preprocess_version,
+        "config": json.dumps(config.model_dump(mode="json"), sort_keys=True),
+        "videos": verdicts.videos if verdicts else 0,
+        "counts_by_verdict": verdicts.by_verdict if verdicts else {},
+        "counts_by_reason": verdicts.by_reason if verdicts else {},
+        "stage_seconds": seconds,
+        "status": "failed" if error else "succeeded",
+        "error": f"{type(error).__name__}: {error}"[:2000] if error else None,
+        "started_at": started_at.replace(tzinfo=None),
+        "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+    }
+    source = spark.createDataFrame([row], SCAN_RUNS.columns)
+    (
+        DeltaTable.forName(spark, SCAN_RUNS.qualified(schema))
+        .alias("t")
+        .merge(source.alias("s"), "t.run_id = s.run_id")
+        .whenMatchedUpdateAll(condition="t.status <> 'succeeded'")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+

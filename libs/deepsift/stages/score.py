@@ -1,0 +1,181 @@
+"""Scoring: cached face crops -> one probability of manipulation per face, for one exact model version.
+
+The caller resolves the model (an alias such as ``@champion``) once on the driver and passes the
+exact :class:`ModelVersionInfo`; executors load that version's files from the same MLflow store,
+once per Spark Python worker (:func:`shared_scorer`), on the GPU when there is one. Crops are read
+from ``faces`` (no decoding of videos), decoded and scored in batches of :data:`SCORE_BATCH_SIZE`
+whatever size Arrow hands them over in. The scores are checkpointed once and MERGEd into
+``face_scores`` (insert-only on its key), so a rerun or a retried job adds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from deepsift.config import Config, MlflowConfig
+from deepsift.detect.scoring import FaceScorer
+from deepsift.faces.crops import decode_crop
+from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
+
+SCORE_BATCH_SIZE = 256
+"""Crops per forward pass (DESIGN section 7 measured the detectors at batch 256 on an H100)."""
+
+_SCORED_SCHEMA = pa.schema([
+    ("video_id", pa.string()),
+    ("frame_index", pa.int32()),
+    ("face_index", pa.int32()),
+    ("score", pa.float32()),
+])
+_SCORERS: dict[tuple[str, str, str, int], FaceScorer] = {}
+"""This Python worker's loaded model: at most one, keyed by store URIs, model name and version."""
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    run_id: str
+    model_name: str
+    model_version: int
+    videos: int
+    """Videos with at least one face scored by this call."""
+    faces: int
+    """Faces scored by this call; faces this run had already scored are skipped, not rescored."""
+    seconds: float
+
+
+def scan_run_id(scan_date: date, model_name: str, model_version: int, preprocess_version: str) -> str:
+    """The id of the scan of ``scan_date`` with one model version over crops of one preprocess version.
+
+    Deterministic on purpose: rerunning (or backfilling) a scan date with the same model and crops
+    yields the same id, hence the same ``face_scores`` keys, so the insert-only MERGE adds nothing.
+
+    >>> scan_run_id(date(2026, 11, 26), "deepsift-detector", 3, "pp-1a2b3c")
+    'scan-2026-11-26-deepsift-detector-v3-pp-1a2b3c'
+    """
+    return f"scan-{scan_date.isoformat()}-{model_name}-v{model_version}-{preprocess_version}"
+
+
+def videos_to_scan(spark: SparkSession, config: Config, model: ModelVersionInfo, preprocess_version: str) -> DataFrame:
+    """Video ids extracted at ``preprocess_version`` that have no verdict from this model version yet."""
+    schema = config.lake.schema_name
+    ensure_tables(spark, schema, (EXTRACTIONS, *SCAN_TABLES))
+    judged = spark.table(VERDICTS.qualified(schema)).where(
+        (F.col("model_name") == model.name)
+        & (F.col("model_version") == model.version)
+        & (F.col("preprocess_version") == preprocess_version)
+    )
+    extracted = spark.table(EXTRACTIONS.qualified(schema)).where(F.col("preprocess_version") == preprocess_version)
+    return extracted.select("video_id").join(judged.select("video_id"), "video_id", "left_anti")
+
+
+def score_faces(
+    spark: SparkSession,
+    config: Config,
+    model: ModelVersionInfo,
+    preprocess_version: str,
+    scan_date: date,
+    video_ids: DataFrame | None = None,
+) -> ScoreSummary:
+    """Score every face of ``video_ids`` (default :func:`videos_to_scan`) at ``preprocess_version``.
+
+    Writes ``face_scores`` rows under :func:`scan_run_id`. Crops must have the model's input size
+    (``CropFormatError`` from the executors otherwise: rescore needs crops extracted at that size).
+    """
+    started = time.perf_counter()
+    schema = config.lake.schema_name
+    ensure_tables(spark, schema, (FACES, *SCAN_TABLES))
+    run_id = scan_run_id(scan_date, model.name, model.version, preprocess_version)
+    wanted = videos_to_scan(spark, config, model, preprocess_version) if video_ids is None else video_ids
+    done = spark.table(FACE_SCORES.qualified(schema)).where(F.col("run_id") == run_id)
+    faces = (
+        spark.table(FACES.qualified(schema))
+        .where(F.col("preprocess_version") == preprocess_version)
+        .join(wanted.select("video_id").distinct(), "video_id", "left_semi")
+        .join(done, ["video_id", "frame_index", "face_index"], "left_anti")
+        .select("video_id", "frame_index", "face_index", "crop")
+    )
+    store = MlflowStore.from_config(config.mlflow, config.home)
+    scorer_key = (store.tracking_uri, store.registry_uri, model.name, model.version)
+
+    def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return score_crops(batches, scorer_key, SCORE_BATCH_SIZE)
+
+    scored = (
+        faces.repartition(spark.sparkContext.defaultParallelism)
+        .mapInArrow(score_partition, "video_id string, frame_index int, face_index int, score float")
+        .select(
+            F.lit(run_id).alias("run_id"),
+            "video_id",
+            F.lit(preprocess_version).alias("preprocess_version"),
+            "frame_index",
+            "face_index",
+            F.lit(model.name).alias("model_name"),
+            F.lit(model.version).cast("int").alias("model_version"),
+            "score",
+            F.lit(scan_date).alias("scan_date"),
+        )
+        .checkpoint(eager=True)
+    )
+    totals = scored.agg(F.count("*").alias("faces"), F.countDistinct("video_id").alias("videos")).first()
+    if totals["faces"]:
+        merge_insert_new(spark, schema, FACE_SCORES, scored)
+    seconds = time.perf_counter() - started
+    return ScoreSummary(run_id, model.name, model.version, totals["videos"], totals["faces"], seconds)
+
+
+def score_crops(
+    batches: Iterator[pa.RecordBatch], scorer_key: tuple[str, str, str, int], batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """Executor side: decode crops and score them ``batch_size`` at a time, one output batch per forward.
+
+    The model is loaded on the first crop, not before, so a task with no rows loads nothing.
+    """
+    keys: dict[str, list] = {"video_id": [], "frame_index": [], "face_index": []}
+    crops: list[np.ndarray] = []
+
+    def flush() -> pa.RecordBatch:
+        scores = shared_scorer(*scorer_key).score(np.stack(crops), batch_size=batch_size)
+        batch = pa.RecordBatch.from_pydict({**keys, "score": scores}, schema=_SCORED_SCHEMA)
+        for column in keys.values():
+            column.clear()
+        crops.clear()
+        return batch
+
+    for batch in batches:
+        columns = batch.to_pydict()
+        for video_id, frame_index, face_index, crop in zip(
+            columns["video_id"], columns["frame_index"], columns["face_index"], columns["crop"], strict=True
+        ):
+            keys["video_id"].append(video_id)
+            keys["frame_index"].append(frame_index)
+            keys["face_index"].append(face_index)
+            crops.append(decode_crop(crop))
+            if len(crops) == batch_size:
+                yield flush()
+    if crops:
+        yield flush()
+
+
+def shared_scorer(tracking_uri: str, registry_uri: str, model_name: str, version: int) -> FaceScorer:
+    """This process's scorer for one exact version, loaded once (GPU when visible) and kept warm.
+
+    Spark reuses Python workers across tasks, so every partition a worker runs shares the one load.
+    Asking for another version drops the previous one, so a worker never holds two models' memory.
+    """
+    key = (tracking_uri, registry_uri, model_name, version)
+    scorer = _SCORERS.get(key)
+    if scorer is None:
+        _SCORERS.clear()
+        store = MlflowConfig(tracking_uri=tracking_uri, registry_uri=registry_uri, registered_model=model_name)
+        # Both URIs are explicit, so the registry never looks at its home argument.
+        scorer = _SCORERS[key] = DetectorRegistry(store, Path.cwd()).load_scorer(version)
+    return scorer

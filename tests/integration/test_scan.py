@@ -1,0 +1,111 @@
+"""The scan end to end over every shared test video: one verdict per video, reruns change nothing,
+rescoring with another version adds only that version's rows."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import torch
+from pyspark.sql import functions as F
+
+from deepsift.detect.architectures import architecture_spec, build_detector_network
+from deepsift.media.sources import to_uri
+from deepsift.reasons import Reason
+from deepsift.registry.mlflow_models import DetectorRegistry
+from deepsift.stages.scan import ContractMismatchError, ScanRequest, rescore, run_scan
+
+SCAN_DATE = date(2026, 11, 20)
+
+
+def _register(config, seed: int, input_size: int = 64):
+    torch.manual_seed(seed)
+    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=input_size)
+    network = build_detector_network(contract.architecture)
+    registry = DetectorRegistry(config.mlflow, config.home)
+    return registry.log_and_register(network.state_dict(), contract, {"auc": 0.5}, "# untrained test model")
+
+
+@pytest.fixture(scope="module")
+def config(lake_config):
+    return lake_config.model_copy(
+        update={"mlflow": lake_config.mlflow.model_copy(update={"registered_model": "scan-test"})}
+    )
+
+
+@pytest.fixture(scope="module")
+def first_scan(spark, config, media_dir):
+    model = _register(config, seed=1)
+    DetectorRegistry(config.mlflow, config.home).set_alias("champion", model.version)
+    folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
+    outcome = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
+    return model, outcome
+
+
+def _snapshot(spark, config, table):
+    frame = spark.table(f"{config.lake.schema_name}.{table}")
+    return sorted(tuple(row) for row in frame.drop(*[c for c in ("crop", "scanned_at") if c in frame.columns]).collect())
+
+
+def test_exactly_one_verdict_per_video_and_model_version(spark, config, first_scan):
+    model, outcome = first_scan
+    schema = config.lake.schema_name
+    verdicts = spark.table(f"{schema}.verdicts").where(F.col("model_version") == model.version)
+    assert verdicts.count() == spark.table(f"{schema}.videos").count()
+    assert verdicts.groupBy("video_id").count().where("count > 1").count() == 0
+    assert outcome.verdicts.videos == verdicts.count()
+
+
+def test_broken_files_get_typed_errors_and_faceless_clips_no_face(spark, config, media_dir, first_scan):
+    schema = config.lake.schema_name
+    rows = spark.table(f"{schema}.verdicts").join(spark.table(f"{schema}.videos"), "video_id").collect()
+    by_uri = {uri: row for row in rows for uri in row.uris}
+    for name, reason in {"random_bytes.mp4": Reason.OPEN_ERROR, "audio_only.m4a": Reason.NO_VIDEO_STREAM}.items():
+        row = by_uri[to_uri(str(media_dir / "edge" / name))]
+        assert (row.verdict, row.reason, row.score) == ("error", reason.value, None)
+    for name in ("noise_2s.mp4", "all_black_2s.mp4"):
+        row = by_uri[to_uri(str(media_dir / "edge" / name))]
+        assert (row.verdict, row.reason, row.score) == ("not_applicable", "no_face", None)
+    for path in (media_dir / "faces").iterdir():
+        row = by_uri[to_uri(str(path))]
+        assert row.verdict in ("authentic", "suspicious", "manipulated") and 0.0 <= row.score <= 1.0
+
+
+def test_the_run_is_recorded_with_model_version_and_counts(spark, config, first_scan):
+    model, outcome = first_scan
+    run = spark.table(f"{config.lake.schema_name}.scan_runs").where(F.col("run_id") == outcome.run_id).collect()
+    assert len(run) == 1
+    assert (run[0].status, run[0].trigger, run[0].model_version) == ("succeeded", "test", model.version)
+    assert sum(run[0].counts_by_verdict.values()) == outcome.verdicts.videos
+    assert set(run[0].stage_seconds) >= {"extract", "score", "verdicts"}
+
+
+def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_dir, first_scan):
+    tables = ("videos", "extractions", "faces", "face_scores", "verdicts", "scan_runs")
+    before = {table: _snapshot(spark, config, table) for table in tables}
+    folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
+    again = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
+    assert again.verdicts.videos == 0
+    assert {table: _snapshot(spark, config, table) for table in tables} == before
+
+
+def test_rescore_adds_the_second_version_and_leaves_the_first(spark, config, first_scan):
+    model, _ = first_scan
+    schema = config.lake.schema_name
+    first_rows = spark.table(f"{schema}.verdicts").where(F.col("model_version") == model.version)
+    before = sorted(tuple(r) for r in first_rows.drop("scanned_at").collect())
+    extracted_before = spark.table(f"{schema}.extractions").count()
+
+    second = _register(config, seed=2)
+    outcome = rescore(spark, config, str(second.version), date(2026, 11, 21))
+    assert outcome.model.version == second.version
+    assert spark.table(f"{schema}.extractions").count() == extracted_before  # nothing decoded again
+    second_rows = spark.table(f"{schema}.verdicts").where(F.col("model_version") == second.version)
+    assert second_rows.count() == first_rows.count()
+    assert sorted(tuple(r) for r in first_rows.drop("scanned_at").collect()) == before
+
+
+def test_rescore_with_a_contract_whose_crops_were_never_extracted_is_refused(spark, config, first_scan):
+    other = _register(config, seed=3, input_size=96)
+    with pytest.raises(ContractMismatchError, match="96 px"):
+        rescore(spark, config, str(other.version), date(2026, 11, 21))
