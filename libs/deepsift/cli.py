@@ -17,6 +17,7 @@ from deepsift.config import Config, ConfigError, load_config
 from deepsift.progress import spark_progress
 
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,12 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         return args.handler(args, config)
     except ConfigError as error:
-        console.print(f"[red]configuration error:[/red] {error}")
+        errors.print(f"[red]configuration error:[/red] {error}")
         return 2
     except Exception as error:
         if not isinstance(error, _user_errors()):
             raise
-        console.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {error}")
         return 1
 
 
