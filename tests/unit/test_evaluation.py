@@ -10,26 +10,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import torch
-from mlflow import MlflowClient
 from torch import nn
 
 from deepsift.detect.contract import PreprocessContract, Thresholds
 from deepsift.detect.evaluation import (
-    ARTIFACT_PATH,
     HISTOGRAM_FILE,
     ROC_FILE,
     VideoFaces,
     eval_set_id,
     evaluate_detector,
-    log_evaluation_to_mlflow,
     score_videos,
 )
 from deepsift.detect.scoring import FaceScorer
-from deepsift.registry.mlflow_models import EVAL_SET_TAG, embedded_store
 
 SIZE = 32
 GAIN = 4.0
@@ -158,33 +153,3 @@ def test_malformed_videos_are_refused() -> None:
         VideoFaces("v", 2, np.zeros((1, SIZE, SIZE, 3), np.uint8), np.array([0]))
     with pytest.raises(ValueError, match="2 crops but 1 frame indices"):
         VideoFaces("v", 1, np.zeros((2, SIZE, SIZE, 3), np.uint8), np.array([0]))
-
-
-def test_report_is_logged_to_an_existing_run(scorer: FaceScorer, tmp_path: Path) -> None:
-    report = evaluate_detector(scorer, labelled_set(), choose_thresholds=False, artifacts_dir=tmp_path / "eval")
-    store = embedded_store(tmp_path / "home")
-    (tmp_path / "home" / "mlflow").mkdir(parents=True)
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
-    experiment_id = client.create_experiment("evaluation", artifact_location=store.artifact_location)
-    run_id = client.create_run(experiment_id).info.run_id
-    client.set_terminated(run_id, "FINISHED")
-    global_uri = mlflow.get_tracking_uri()
-
-    log_evaluation_to_mlflow(report, run_id, store)
-
-    assert mlflow.get_tracking_uri() == global_uri
-    run = client.get_run(run_id)
-    assert run.data.metrics["eval_auc"] == 1.0
-    assert run.data.metrics["eval_tpr_manipulated"] == 0.5
-    assert run.data.metrics["eval_threshold_manipulated"] == 0.9
-    assert (run.data.metrics["eval_n_videos"], run.data.metrics["eval_n_skipped"]) == (8.0, 0.0)
-    assert run.data.tags[EVAL_SET_TAG] == report.eval_set_id
-    logged = {Path(f.path).name: f.file_size for f in client.list_artifacts(run_id, ARTIFACT_PATH)}
-    assert logged.keys() == {ROC_FILE, HISTOGRAM_FILE}
-    assert logged[ROC_FILE] == report.roc_path.stat().st_size > 0
-    assert logged[HISTOGRAM_FILE] == report.histogram_path.stat().st_size > 0
-
-    other = client.create_run(experiment_id, tags={EVAL_SET_TAG: "sha256:0000000000000000"}).info.run_id
-    with pytest.raises(ValueError, match="tagged with eval set sha256:0000000000000000"):
-        log_evaluation_to_mlflow(report, other, store)
-    assert "eval_auc" not in client.get_run(other).data.metrics

@@ -11,25 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.entities import Metric, RunTag
 
 from deepsift.detect.contract import Thresholds
 from deepsift.detect.metrics import evaluate_scores, plot_roc, plot_score_histogram, thresholds_for_fpr
 from deepsift.detect.scoring import FaceScorer
-from deepsift.registry.mlflow_models import EVAL_SET_TAG, MlflowStore
 from deepsift.verdicts.aggregation import aggregate
 
 ROC_FILE = "roc.png"
 HISTOGRAM_FILE = "score_histogram.png"
-METRIC_PREFIX = "eval_"
-ARTIFACT_PATH = "evaluation"
 """Where the plots go among a run's artifacts."""
 
 
@@ -163,38 +157,3 @@ def evaluate_detector(
         roc_path=plot_roc(scored.labels, scored.scores, artifacts_dir / ROC_FILE),
         histogram_path=plot_score_histogram(scored.labels, scored.scores, artifacts_dir / HISTOGRAM_FILE),
     )
-
-
-def log_evaluation_to_mlflow(
-    report: EvaluationReport, run_id: str, store: MlflowStore, prefix: str = METRIC_PREFIX
-) -> None:
-    """Add a report to an existing run: prefixed metrics, thresholds and counts, the eval-set tag, the PNGs.
-
-    Uses a client bound to ``store`` (MLflow's process-wide tracking URI is left alone). The run may
-    already be finished, as the runs :meth:`DetectorRegistry.log_and_register` creates are; a run
-    tagged with another eval set is refused, since its version's metrics belong to that set. Metrics
-    are ``{prefix}auc``, ..., ``{prefix}threshold_suspicious``, ``{prefix}threshold_manipulated``,
-    ``{prefix}n_videos`` and ``{prefix}n_skipped``; plots go under ``evaluation/`` in the artifacts.
-    """
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
-    logged_set = client.get_run(run_id).data.tags.get(EVAL_SET_TAG)
-    if logged_set is not None and logged_set != report.eval_set_id:
-        raise ValueError(
-            f"run {run_id} is tagged with eval set {logged_set}, this report was measured on "
-            f"{report.eval_set_id}; log it to a run of its own"
-        )
-    values = {
-        **report.metrics,
-        "threshold_suspicious": report.thresholds.suspicious,
-        "threshold_manipulated": report.thresholds.manipulated,
-        "n_videos": report.n_videos,
-        "n_skipped": report.n_skipped,
-    }
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(f"{prefix}{name}", float(value), now, 0) for name, value in values.items()],
-        tags=[RunTag(EVAL_SET_TAG, report.eval_set_id), RunTag(f"{prefix}aggregation", report.aggregation)],
-    )
-    for path in (report.roc_path, report.histogram_path):
-        client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_PATH)
