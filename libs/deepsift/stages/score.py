@@ -6,6 +6,9 @@ once per Spark Python worker (:func:`shared_scorer`), on the GPU when there is o
 from ``faces`` (no decoding of videos), decoded and scored in batches of :data:`SCORE_BATCH_SIZE`
 whatever size Arrow hands them over in. The scores are checkpointed once and MERGEd into
 ``face_scores`` (insert-only on its key), so a rerun or a retried job adds nothing.
+
+Executors must reach the driver's MLflow store: a tracking server on a cluster; the embedded SQLite
+store under ``home`` only where executors share the driver's filesystem (local mode).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ _SCORED_SCHEMA = pa.schema([
     ("face_index", pa.int32()),
     ("score", pa.float32()),
 ])
-_SCORERS: dict[tuple[str, str, str, int], FaceScorer] = {}
+ScorerKey = tuple[str, str, str, int]
+"""(tracking URI, registry URI, model name, version): what identifies one loadable model."""
+_SCORERS: dict[ScorerKey, FaceScorer] = {}
 """This Python worker's loaded model: at most one, keyed by store URIs, model name and version."""
 
 
@@ -104,7 +109,7 @@ def score_faces(
         .select("video_id", "frame_index", "face_index", "crop")
     )
     store = MlflowStore.from_config(config.mlflow, config.home)
-    scorer_key = (store.tracking_uri, store.registry_uri, model.name, model.version)
+    scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version)
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return score_crops(batches, scorer_key, SCORE_BATCH_SIZE)
@@ -133,13 +138,13 @@ def score_faces(
 
 
 def score_crops(
-    batches: Iterator[pa.RecordBatch], scorer_key: tuple[str, str, str, int], batch_size: int
+    batches: Iterator[pa.RecordBatch], scorer_key: ScorerKey, batch_size: int
 ) -> Iterator[pa.RecordBatch]:
     """Executor side: decode crops and score them ``batch_size`` at a time, one output batch per forward.
 
-    The model is loaded on the first crop, not before, so a task with no rows loads nothing.
+    The model is loaded at the first forward pass, so a task with no rows loads nothing.
     """
-    keys: dict[str, list] = {"video_id": [], "frame_index": [], "face_index": []}
+    keys: dict[str, list[object]] = {"video_id": [], "frame_index": [], "face_index": []}
     crops: list[np.ndarray] = []
 
     def flush() -> pa.RecordBatch:
@@ -175,7 +180,7 @@ def shared_scorer(tracking_uri: str, registry_uri: str, model_name: str, version
     scorer = _SCORERS.get(key)
     if scorer is None:
         _SCORERS.clear()
-        store = MlflowConfig(tracking_uri=tracking_uri, registry_uri=registry_uri, registered_model=model_name)
+        mlflow = MlflowConfig(tracking_uri=tracking_uri, registry_uri=registry_uri, registered_model=model_name)
         # Both URIs are explicit, so the registry never looks at its home argument.
-        scorer = _SCORERS[key] = DetectorRegistry(store, Path.cwd()).load_scorer(version)
+        scorer = _SCORERS[key] = DetectorRegistry(mlflow, Path.cwd()).load_scorer(version)
     return scorer
