@@ -1,0 +1,82 @@
+"""
+### deepsift training
+
+Weekly (Saturdays 03:00 UTC) and on demand: trains a detector on the crops the lakehouse holds and
+registers it as the **`@challenger`** version (`jobs/train.py` through spark-submit on the
+`spark_default` connection's master). Training evaluates the new version on held-out videos and
+records those metrics with it; `@champion` does not move here (see `deepsift_promote`).
+
+Params choose the architecture, epochs and data (`since` / `until` ingest dates, a `labels_table`
+of labelled videos). A retry after a failure during training starts over; one after the version
+was registered registers another version, which then holds `@challenger`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+from deepsift.orchestration.defaults import SPARK_CONN_ID, SPARK_POOL, START_DATE, default_args
+
+JOBS_DIR = Path(__file__).parent.parent / "jobs"
+
+
+@dag(
+    dag_id="deepsift_train",
+    schedule=CronTriggerTimetable("0 3 * * 6", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=12),
+    default_args=default_args(retries=1),
+    tags=["deepsift", "training"],
+    doc_md=__doc__,
+    params={
+        "architecture": Param("mobilenetv3_small_050", type="string"),
+        "epochs": Param(3, type="integer", minimum=1),
+        "input_size": Param(None, type=["null", "integer"], minimum=32),
+        "max_steps": Param(None, type=["null", "integer"], minimum=1),
+        "since": Param(None, type=["null", "string"], description="only videos ingested on or after (YYYY-MM-DD)"),
+        "until": Param(None, type=["null", "string"], description="only videos ingested on or before (YYYY-MM-DD)"),
+        "labels_table": Param(None, type=["null", "string"], description="table with video_id and label"),
+    },
+)
+def deepsift_train() -> None:
+    @task(multiple_outputs=True)
+    def prepare_training(params: dict[str, Any]) -> dict[str, Any]:
+        """spark-submit arguments, conf and environment for ``jobs/train.py``, from the config at run time."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deepsift.orchestration.submit import SubmissionError, build_submission, spark_master, train_args
+
+        try:
+            args = train_args(
+                params["architecture"], params["epochs"], params["input_size"], params["max_steps"],
+                params["since"], params["until"], params["labels_table"],
+            )
+            submission = build_submission(JOBS_DIR, "train", args, spark_master(SPARK_CONN_ID))
+        except SubmissionError as error:
+            raise AirflowFailException(str(error)) from error
+        return submission.as_dict()
+
+    submission = prepare_training()
+    SparkSubmitOperator(
+        task_id="train",
+        doc_md="`jobs/train.py` through spark-submit: extract crops, train, evaluate on held-out videos, "
+        "register the version as `@challenger`.",
+        conn_id=SPARK_CONN_ID,
+        application=submission["application"],
+        application_args=submission["application_args"],
+        conf=submission["conf"],
+        env_vars=submission["env_vars"],
+        name="deepsift-train",
+        pool=SPARK_POOL,
+        execution_timeout=timedelta(hours=10),
+    )
+
+
+deepsift_train()

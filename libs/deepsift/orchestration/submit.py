@@ -1,0 +1,180 @@
+"""What a DAG hands ``SparkSubmitOperator``: the job, its validated arguments, Spark conf and environment.
+
+Everything is computed when the task runs, never when the DAG is parsed: the deepsift configuration
+is loaded in the Airflow worker (``DEEPSIFT_*`` variables, ``DEEPSIFT_CONFIG``) and
+:func:`deepsift.lake.session.spark_conf` turns it into the ``--conf`` settings (Delta jars, catalog,
+warehouse, driver memory). The master comes from the Airflow connection; the job receives it as
+``DEEPSIFT_SPARK__MASTER``, with ``DEEPSIFT_HOME`` made absolute, so that the job's own session and
+the conf agree on where Spark runs and where the lakehouse lives. A standalone or Kubernetes master
+that accepts no connection fails the task before spark-submit starts (Spark itself would wait about
+a minute before giving up); the task's retries then try again with back-off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+TRIGGER_PATTERN = re.compile(r"airflow:[A-Za-z0-9_.-]+/[A-Za-z0-9_.~:+-]+")
+"""``airflow:<dag_id>/<run_id>``, both in the characters Airflow allows by default."""
+IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+class SubmissionError(ValueError):
+    """An argument or setting of a Spark job is invalid; retrying the same run cannot help."""
+
+
+class MasterUnreachableError(ConnectionError):
+    """No host of a standalone or Kubernetes master accepts a connection; a later retry may succeed."""
+
+
+@dataclass(frozen=True)
+class SparkSubmission:
+    """One ``spark-submit``: application file, arguments, ``--conf`` settings and environment."""
+
+    application: str
+    application_args: list[str]
+    conf: dict[str, str]
+    env_vars: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spark_master(conn_id: str) -> str:
+    """The master that ``spark-submit`` gets from the Airflow connection, resolved as the provider does.
+
+    A missing connection is an error here, where the provider would quietly fall back to ``yarn``.
+    """
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        SparkSubmitHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise SubmissionError(
+            f"Airflow connection {conn_id} is not defined; for a local Spark: "
+            f"AIRFLOW_CONN_{conn_id.upper()}='{{\"conn_type\": \"spark\", \"host\": \"local[*]\"}}'"
+        ) from None
+    return SparkSubmitHook(conn_id=conn_id)._connection["master"]  # noqa: SLF001 - the provider's own resolution
+
+
+def build_submission(
+    jobs_dir: Path, job: str, args: Sequence[str], master: str, environ: Mapping[str, str] | None = None
+) -> SparkSubmission:
+    """The submission of ``jobs/<job>.py`` with ``args`` on ``master``, configured from ``environ``."""
+    from deepsift.config import ConfigError, load_config
+    from deepsift.lake.session import spark_conf
+
+    application = jobs_dir / f"{job}.py"
+    if not application.is_file():
+        raise SubmissionError(f"no Spark job {application}")
+    environ = dict(os.environ if environ is None else environ)
+    environ["DEEPSIFT_SPARK__MASTER"] = master
+    try:
+        config = load_config(environ=environ)
+    except ConfigError as error:
+        raise SubmissionError(f"{error} (master from the Airflow connection: {master})") from None
+    check_reachable(master)
+    return SparkSubmission(
+        application=str(application),
+        application_args=_checked(args),
+        conf=spark_conf(config),
+        env_vars={"DEEPSIFT_SPARK__MASTER": master, "DEEPSIFT_HOME": str(config.home.resolve())},
+    )
+
+
+def check_reachable(master: str, timeout_s: float = 10.0) -> None:
+    """Raise :class:`MasterUnreachableError` unless some host of a ``spark://`` or ``k8s://`` master answers.
+
+    Local masters need no network; YARN finds its resource manager through the Hadoop configuration.
+    """
+    if master.startswith("spark://"):
+        addresses = [_host_port(f"spark://{host}", 7077) for host in master.removeprefix("spark://").split(",")]
+    elif master.startswith("k8s://"):
+        url = master.removeprefix("k8s://")
+        addresses = [_host_port(url if "://" in url else f"https://{url}", 443)]
+    else:
+        return
+    failures = []
+    for host, port in addresses:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            return
+        except OSError as error:
+            failures.append(f"{host}:{port}: {error}")
+    raise MasterUnreachableError(f"Spark master {master} cannot be reached ({'; '.join(failures)})")
+
+
+def scan_args(folder: str, scan_date: date, trigger: str) -> list[str]:
+    """``jobs/scan.py`` arguments: ingest ``folder``, record ``scan_date`` and who triggered the run."""
+    if not TRIGGER_PATTERN.fullmatch(trigger):
+        raise SubmissionError(f"trigger {trigger!r} is not airflow:<dag_id>/<run_id> in the characters Airflow allows")
+    return [folder, "--date", scan_date.isoformat(), "--trigger", trigger]
+
+
+def train_args(
+    architecture: str,
+    epochs: int,
+    input_size: int | None = None,
+    max_steps: int | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    labels_table: str | None = None,
+) -> list[str]:
+    """``jobs/train.py`` arguments; the new version gets the ``@challenger`` alias."""
+    if not IDENTIFIER_PATTERN.fullmatch(architecture):
+        raise SubmissionError(f"architecture {architecture!r} is not a name")
+    args = ["--architecture", architecture, "--epochs", str(_positive("epochs", epochs)), "--alias", "challenger"]
+    if input_size is not None:
+        args += ["--input-size", str(_positive("input_size", input_size))]
+    if max_steps is not None:
+        args += ["--max-steps", str(_positive("max_steps", max_steps))]
+    for flag, value in (("--since", since), ("--until", until)):
+        if value:
+            args += [flag, _iso_date(flag.lstrip("-"), value).isoformat()]
+    if labels_table:
+        if not IDENTIFIER_PATTERN.fullmatch(labels_table):
+            raise SubmissionError(f"labels_table {labels_table!r} is not a table name (schema.table)")
+        args += ["--labels-table", labels_table]
+    return args
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    parsed = urlparse(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        raise SubmissionError(f"Spark master address {url} has an invalid port") from None
+    if not parsed.hostname:
+        raise SubmissionError(f"Spark master address {url} names no host")
+    return parsed.hostname, port or (80 if parsed.scheme == "http" else default_port)
+
+
+def _checked(args: Sequence[str]) -> list[str]:
+    """Arguments as strings, none empty or holding control characters."""
+    checked = [str(arg) for arg in args]
+    for arg in checked:
+        if not arg or any(ord(char) < 32 for char in arg):
+            raise SubmissionError(f"invalid Spark job argument {arg!r}")
+    return checked
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SubmissionError(f"{name} must be a positive integer, given {value!r}")
+    return value
+
+
+def _iso_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SubmissionError(f"{name} must be a date YYYY-MM-DD, given {value!r}") from None
