@@ -106,12 +106,12 @@ def test_resolving_a_run_gives_date_folder_and_count(tmp_path):
 
 def test_scan_arguments_carry_folder_date_and_a_checked_trigger():
     run_id = "scheduled__2026-11-26T00:00:00+00:00"
-    assert scan_args("/srv/up/2026-11-25", date(2026, 11, 25), f"airflow:deepsift_nightly_scan/{run_id}") == [
-        "/srv/up/2026-11-25", "--date", "2026-11-25", "--trigger", f"airflow:deepsift_nightly_scan/{run_id}"
+    assert scan_args("uploads-root/2026-11-25", date(2026, 11, 25), f"airflow:deepsift_nightly_scan/{run_id}") == [
+        "uploads-root/2026-11-25", "--date", "2026-11-25", "--trigger", f"airflow:deepsift_nightly_scan/{run_id}"
     ]
     for trigger in ("cli", "airflow:dag/run id", "airflow:dag/run\nid", "airflow:/run"):
         with pytest.raises(SubmissionError, match="is not airflow:<dag_id>/<run_id>"):
-            scan_args("/srv/up/2026-11-25", date(2026, 11, 25), trigger)
+            scan_args("uploads-root/2026-11-25", date(2026, 11, 25), trigger)
 
 
 def test_training_arguments_are_validated_and_always_alias_challenger():

@@ -2,7 +2,7 @@
 
 A run's data interval must be one whole UTC day that has already ended; its start is the scan
 date. Uploads for a day live in ``<source root>/<layout>``, the layout a ``strftime`` pattern
-(default ``%Y-%m-%d``, so ``/srv/uploads/2026-11-25``). The DAG takes the source root and layout from
+(default ``%Y-%m-%d``, so ``uploads/2026-11-25`` under a root ``uploads``). The DAG takes the source root and layout from
 the run's params, else from the Airflow variables ``deepsift_source_root`` and
 ``deepsift_source_layout`` (settable as ``AIRFLOW_VAR_DEEPSIFT_SOURCE_ROOT`` in the environment; a
 ``DEEPSIFT_*`` variable would be read as a deepsift config key). The root is a local folder or a
