@@ -25,7 +25,8 @@ from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop, encode_crop
 from deepsift.lake.tables import ALL_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
-from deepsift.stages.score import scan_run_id, score_crops, score_faces, shared_scorer
+from deepsift.detect.arrow_scoring import score_crop_batches
+from deepsift.stages.score import scan_run_id, score_faces, shared_scorer
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate
 from deepsift.verdicts.labels import verdict_for
@@ -221,11 +222,11 @@ def test_executors_score_in_fixed_batches_with_one_loaded_model(config, scan, en
             "face_index": pa.array([face for _, face in keys], pa.int32()),
             "crop": encoded_crops[start:stop],
         }))
-    scored = list(score_crops(iter(arrow), key, batch_size=4))
+    scored = list(score_crop_batches(iter(arrow), lambda: shared_scorer(*key), batch_size=4))
     assert [batch.num_rows for batch in scored] == [4, 2]
     table = pa.Table.from_batches(scored)
     assert list(zip(table["frame_index"].to_pylist(), table["face_index"].to_pylist())) == FACE_KEYS
     expected = scan.registry.load_scorer(scan.v1.version, device="cpu").score(scan.crops)
     np.testing.assert_allclose(table["score"].to_numpy(), expected, atol=1e-6)
     assert shared_scorer(*key) is shared_scorer(*key)
-    assert list(score_crops(iter([]), key, batch_size=4)) == []
+    assert list(score_crop_batches(iter([]), lambda: shared_scorer(*key), batch_size=4)) == []

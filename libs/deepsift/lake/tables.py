@@ -163,6 +163,9 @@ SCAN_RUNS = TableSpec(
 SCAN_TABLES = (FACE_SCORES, VERDICTS)
 """The tables a scan with a detector writes; kept apart from ``ALL_TABLES`` (ingest and extraction)."""
 
+EVERY_TABLE = (*ALL_TABLES, *SCAN_TABLES, SCAN_RUNS)
+"""Every table deepsift writes: ``docs/tables.md`` must describe each of their columns (a test checks)."""
+
 
 def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = ALL_TABLES) -> None:
     """Create the schema and any missing table; existing tables are left as they are."""

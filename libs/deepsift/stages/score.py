@@ -19,26 +19,19 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, MlflowConfig
+from deepsift.detect.arrow_scoring import score_crop_batches
 from deepsift.detect.scoring import FaceScorer
-from deepsift.faces.crops import decode_crop
 from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 
 SCORE_BATCH_SIZE = 256
 """Crops per forward pass (DESIGN section 7 measured the detectors at batch 256 on an H100)."""
 
-_SCORED_SCHEMA = pa.schema([
-    ("video_id", pa.string()),
-    ("frame_index", pa.int32()),
-    ("face_index", pa.int32()),
-    ("score", pa.float32()),
-])
 ScorerKey = tuple[str, str, str, int]
 """(tracking URI, registry URI, model name, version): what identifies one loadable model."""
 _SCORERS: dict[ScorerKey, FaceScorer] = {}
@@ -112,7 +105,7 @@ def score_faces(
     scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version)
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return score_crops(batches, scorer_key, SCORE_BATCH_SIZE)
+        return score_crop_batches(batches, lambda: shared_scorer(*scorer_key), SCORE_BATCH_SIZE)
 
     scored = (
         faces.repartition(spark.sparkContext.defaultParallelism)
@@ -135,39 +128,6 @@ def score_faces(
         merge_insert_new(spark, schema, FACE_SCORES, scored)
     seconds = time.perf_counter() - started
     return ScoreSummary(run_id, model.name, model.version, totals["videos"], totals["faces"], seconds)
-
-
-def score_crops(
-    batches: Iterator[pa.RecordBatch], scorer_key: ScorerKey, batch_size: int
-) -> Iterator[pa.RecordBatch]:
-    """Executor side: decode crops and score them ``batch_size`` at a time, one output batch per forward.
-
-    The model is loaded at the first forward pass, so a task with no rows loads nothing.
-    """
-    keys: dict[str, list[object]] = {"video_id": [], "frame_index": [], "face_index": []}
-    crops: list[np.ndarray] = []
-
-    def flush() -> pa.RecordBatch:
-        scores = shared_scorer(*scorer_key).score(np.stack(crops), batch_size=batch_size)
-        batch = pa.RecordBatch.from_pydict({**keys, "score": scores}, schema=_SCORED_SCHEMA)
-        for column in keys.values():
-            column.clear()
-        crops.clear()
-        return batch
-
-    for batch in batches:
-        columns = batch.to_pydict()
-        for video_id, frame_index, face_index, crop in zip(
-            columns["video_id"], columns["frame_index"], columns["face_index"], columns["crop"], strict=True
-        ):
-            keys["video_id"].append(video_id)
-            keys["frame_index"].append(frame_index)
-            keys["face_index"].append(face_index)
-            crops.append(decode_crop(crop))
-            if len(crops) == batch_size:
-                yield flush()
-    if crops:
-        yield flush()
 
 
 def shared_scorer(tracking_uri: str, registry_uri: str, model_name: str, version: int) -> FaceScorer:
