@@ -1,6 +1,7 @@
 # Two commands on a fresh clone: `make scan` (the main job on the embedded defaults) and `make test`.
 # Each creates or refreshes the virtual environment first; nothing else needs to be installed by hand
-# beyond Java 17+ and, for the tests, FFmpeg (infra/check_prereqs.sh says what is missing).
+# beyond a JDK 17+ (java, and javac for the read-only SQL extension) and, for the tests, FFmpeg
+# (infra/check_prereqs.sh says what is missing).
 
 PYTHON ?= python3
 VENV := .venv
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 prereqs:
-	bash infra/check_prereqs.sh java
+	bash infra/check_prereqs.sh java javac
 
 clean:
 	rm -rf .deepsift demo

@@ -13,11 +13,14 @@ start is the **scan date** (the run that fires at 00:00 UTC on the 26th scans th
 3. `prepare_scan`: loads the deepsift configuration and builds the Spark conf and the validated
    job arguments (folder, `--date`, `--trigger airflow:<dag_id>/<run_id>`).
 4. `scan`: `jobs/scan.py` through spark-submit on the `spark_default` connection's master.
-5. `report`: a stub until the moderation report lands (reports issue).
+5. `prepare_report`, then `report`: `jobs/report.py` through spark-submit writes the scan date's
+   moderation report, `<deepsift home>/reports/<scan date>.html`, and its row in `reports`. It runs
+   after an empty day too (the page then says no scan ran), not after a failed scan.
 
 **Reruns and backfills** are safe: the scan's writes are insert-only MERGEs on keys that a rerun
 reproduces, so clearing a run, a retry, or `airflow backfill create --dag-id deepsift_nightly_scan
---from-date D1 --to-date D2` leaves the tables as one run would. Catch-up is off.
+--from-date D1 --to-date D2` leaves the tables as one run would; the report of the date is written
+again and replaces its `reports` row. Catch-up is off.
 """
 
 from __future__ import annotations
@@ -101,13 +104,22 @@ def deepsift_nightly_scan() -> None:
             raise AirflowFailException(str(error)) from error
         return submission.as_dict()
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def report(scan_date: str, folder: str, files: int) -> None:
-        """Stub: the moderation report is not built yet; it lands with the reports issue."""
-        print(
-            f"moderation report: not implemented yet (stub until the reports issue lands); "
-            f"scan date {scan_date}, {files} files in {folder}"
-        )
+    @task(multiple_outputs=True, trigger_rule=TriggerRule.NONE_FAILED)
+    def prepare_report(scan_date: str) -> dict[str, Any]:
+        """spark-submit arguments, conf and environment for ``jobs/report.py``: the scan date's report.
+
+        Runs once the scan succeeded or was skipped (an empty day), never after a failed scan.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deepsift.orchestration.submit import SubmissionError, build_submission, report_args, spark_master
+
+        try:
+            args = report_args(date.fromisoformat(scan_date))
+            submission = build_submission(JOBS_DIR, "report", args, spark_master(SPARK_CONN_ID))
+        except SubmissionError as error:
+            raise AirflowFailException(str(error)) from error
+        return submission.as_dict()
 
     day = resolve_day()
     submission = prepare_scan(day["folder"], day["scan_date"])
@@ -123,8 +135,22 @@ def deepsift_nightly_scan() -> None:
         pool=SPARK_POOL,
         execution_timeout=timedelta(hours=6),
     )
+    report_submission = prepare_report(day["scan_date"])
+    report = SparkSubmitOperator(
+        task_id="report",
+        doc_md="`jobs/report.py` through spark-submit: the scan date's moderation report (one HTML file under "
+        "the deepsift home) and its row in `reports`; after an empty day the page says no scan ran.",
+        conn_id=SPARK_CONN_ID,
+        application=report_submission["application"],
+        application_args=report_submission["application_args"],
+        conf=report_submission["conf"],
+        env_vars=report_submission["env_vars"],
+        name="deepsift-report",
+        pool=SPARK_POOL,
+        execution_timeout=timedelta(hours=1),
+    )
     has_uploads(day["files"], day["folder"]) >> submission
-    scan >> report(day["scan_date"], day["folder"], day["files"])
+    scan >> report_submission >> report
 
 
 deepsift_nightly_scan()

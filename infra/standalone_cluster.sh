@@ -14,6 +14,9 @@
 #   --workers N              number of workers [2]
 #   --cores C                cores each worker offers [1]
 #   --memory M               memory each worker offers, e.g. 2g [2g]
+#   --host-per-worker        worker N listens on 127.0.0.(N+1) instead of 127.0.0.1, so that Spark sees
+#                            each worker as a host of its own, as on a real cluster (Spark never runs a
+#                            speculative copy of a task on a host where an attempt of it is running)
 #   --worker-properties F    a Spark properties file every worker reads, e.g. to advertise GPUs:
 #                              spark.worker.resource.gpu.amount 2
 #                              spark.worker.resource.gpu.discoveryScript <repo>/infra/gpu_discovery.sh
@@ -33,6 +36,7 @@ workers=2
 cores=1
 memory=2g
 worker_properties=""
+host_per_worker=0
 while (($#)); do
   case "$1" in
     --state-dir) state_dir="$2"; shift 2 ;;
@@ -42,6 +46,7 @@ while (($#)); do
     --cores) cores="$2"; shift 2 ;;
     --memory) memory="$2"; shift 2 ;;
     --worker-properties) worker_properties="$2"; shift 2 ;;
+    --host-per-worker) host_per_worker=1; shift ;;
     *) echo "standalone_cluster.sh: unknown option $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +59,16 @@ spark_home() {
   "$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Whether the pid in file $1 is still a Spark daemon: a pid that died and was reused by another process
+# (or is a zombie nobody reaped) does not count, so `stop` never signals a stranger.
+alive() {
+  [ -f "$1" ] || return 1
+  local pid state args
+  pid="$(cat "$1")"
+  state="$(ps -o stat= -p "$pid" 2>/dev/null)" || return 1
+  args="$(ps -o args= -p "$pid" 2>/dev/null)" || return 1
+  [ "${state:0:1}" != Z ] && [[ "$args" == *org.apache.spark.deploy.* ]]
+}
 
 wait_for_log() {  # file, pattern, what: wait up to 60 s for a line saying the daemon is up
   for _ in $(seq 1 120); do
@@ -83,7 +97,9 @@ start() {
   wait_for_log "$state_dir/master.log" "I have been elected leader" "the master"
   local url="spark://127.0.0.1:$port"
   for i in $(seq 1 "$workers"); do
-    local args=(--host 127.0.0.1 --cores "$cores" --memory "$memory" --webui-port 0 --work-dir "$state_dir/worker-$i")
+    local host=127.0.0.1
+    ((host_per_worker)) && host="127.0.0.$((i + 1))"
+    local args=(--host "$host" --cores "$cores" --memory "$memory" --webui-port 0 --work-dir "$state_dir/worker-$i")
     [ -n "$worker_properties" ] && args+=(--properties-file "$worker_properties")
     "$home/bin/spark-class" org.apache.spark.deploy.worker.Worker "${args[@]}" "$url" \
       >"$state_dir/worker-$i.log" 2>&1 &
@@ -95,15 +111,26 @@ start() {
   echo "$url"
 }
 
-stop() {
-  local stopped=0
+stop() {  # SIGTERM (workers then stop their executors), wait up to 30 s, then SIGKILL what is left
+  local stopped=0 running=()
   for pid_file in "$state_dir"/worker-*.pid "$state_dir"/master.pid; do
     [ -f "$pid_file" ] || continue
     if alive "$pid_file"; then
-      kill "$(cat "$pid_file")" && stopped=$((stopped + 1))
+      kill "$(cat "$pid_file")" 2>/dev/null && running+=("$pid_file") && stopped=$((stopped + 1))
     fi
-    rm -f "$pid_file"
   done
+  for _ in $(seq 1 60); do
+    local left=()
+    for pid_file in "${running[@]}"; do alive "$pid_file" && left+=("$pid_file"); done
+    running=("${left[@]}")
+    ((${#running[@]})) || break
+    sleep 0.5
+  done
+  for pid_file in "${running[@]}"; do
+    echo "standalone_cluster.sh: $(basename "$pid_file" .pid) did not stop within 30 s; killing it" >&2
+    kill -9 "$(cat "$pid_file")" 2>/dev/null || true
+  done
+  rm -f "$state_dir"/worker-*.pid "$state_dir"/master.pid
   echo "stopped $stopped process(es) started from $state_dir"
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -11,7 +12,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
 from deepsift.progress import spark_progress
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if not isinstance(error, _user_errors()):
             raise
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         return 1
 
 
@@ -97,6 +100,49 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--contract", type=Path, help="preprocessing contract JSON (default: the architecture's)")
     imported.add_argument("--model-card", type=Path, help="markdown describing the checkpoint's origin")
     imported.set_defaults(handler=_models_import)
+
+    review = commands.add_parser("review", help="the moderation queue: export pending items, import decisions")
+    review_commands = review.add_subparsers(dest="review_command", required=True)
+    export = review_commands.add_parser("export", help="pending items as CSV, highest priority first")
+    export.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+    export.add_argument("--limit", type=_positive_int, help="at most this many items")
+    export.set_defaults(handler=_review_export)
+    decisions = review_commands.add_parser("import", help="apply a filled-in export: every row valid, or nothing")
+    decisions.add_argument("file", type=Path, help="CSV with decision (confirmed_fake, confirmed_real, dismissed)")
+    decisions.set_defaults(handler=_review_import)
+
+    report = commands.add_parser("report", help="write one scan date's moderation report (one HTML file) and record it")
+    report.add_argument("--date", type=date.fromisoformat, help="scan date to report (default: today, UTC)")
+    report.add_argument("--out", type=Path, help="HTML file to write (default: <home>/reports/<date>.html)")
+    report.add_argument(
+        "--max-flagged", type=_positive_int, help="list at most this many flagged videos, count the rest (default: 200)"
+    )
+    report.add_argument(
+        "--max-listed", type=_positive_int, help="list at most this many of the day's videos by path (default: 1000)"
+    )
+    report.set_defaults(handler=_report)
+
+    sql = commands.add_parser(
+        "sql", help="run one read-only SQL statement or saved query over the tables and views",
+        description="Only queries run: SELECT, WITH, VALUES, SHOW, DESCRIBE, EXPLAIN, USE and SET; writes are refused. "
+        "Tables and views are found without a schema (the config's schema is current).",
+    )
+    sql.add_argument("statement", nargs="?", help='e.g. "SELECT verdict, count(*) FROM latest_verdicts GROUP BY verdict"')
+    sql.add_argument("--saved", metavar="NAME", help="run a saved query (--list shows them)")
+    sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="bind :NAME (repeatable)")
+    sql.add_argument("--list", action="store_true", help="list the saved queries and their parameters")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--max-rows", type=_positive_int, default=10_000, help="rows to print at most (default: 10000)")
+    sql.set_defaults(handler=_sql)
+
+    sql_server = commands.add_parser(
+        "sql-server", help="serve the tables read-only over JDBC/ODBC (Spark Thrift server) on 127.0.0.1 until Ctrl-C",
+        description="Runs the Spark Thrift server in the foreground over this home's warehouse and metastore, "
+        "read-only. Embedded Derby admits one JVM at a time: while it runs, no scan, `deepsift sql` or other "
+        "Spark job can use this home, and it cannot start while one of them runs.",
+    )
+    sql_server.add_argument("--port", type=_positive_int, default=10000, help="TCP port (default: 10000)")
+    sql_server.set_defaults(handler=_sql_server)
 
     demo = commands.add_parser("demo", help="ingest and extract the demo clips (generated on first use)")
     demo.add_argument("--folder", type=Path, default=Path("demo"), help="where the demo clips are generated")
@@ -244,6 +290,30 @@ def _rescore(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.reports.daily import generate_daily_report, report_path
+    from deepsift.reports.data import ReportSettings
+
+    limits = {"max_flagged": args.max_flagged, "max_listed": args.max_listed}
+    settings = ReportSettings(**{name: value for name, value in limits.items() if value is not None})
+    report_date = args.date or _today()
+    out = report_path(config, report_date, args.out)
+    spark = _session(config)
+    with spark_progress(spark, "report"):
+        outcome = generate_daily_report(spark, config, report_date, out, settings)
+    data = outcome.data
+    if data.scanned:
+        counts = ", ".join(f"{verdict} {count}" for verdict, count in sorted(data.counts_by_verdict.items())) or "none"
+        console.print(
+            f"{data.videos} videos judged on {report_date} ({counts}); "
+            f"{data.flagged_total} flagged, {len(data.flagged)} listed"
+        )
+    else:
+        console.print(f"no scan ran on {report_date}; the report says so")
+    console.print(f"report: {escape(str(outcome.path))} ({outcome.size_bytes / 1024:.0f} KiB)")
+    return 0
+
+
 def _demo(args: argparse.Namespace, config: Config) -> int:
     from deepsift.demo import ensure_demo_clips
     from deepsift.media.sources import to_uri
@@ -264,6 +334,103 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         outcome = run_scan(spark, config, ScanRequest(scan_date=_today(), trigger="demo"))
     _print_scan(spark, config, outcome)
     return 0
+
+
+def _review_export(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.review.decisions import export_pending
+
+    spark = _session(config)
+    if args.out is None:
+        written = export_pending(spark, config, sys.stdout, args.limit)
+        errors.print(f"exported {written} pending items")
+        return 0
+    with args.out.open("w", encoding="utf-8", newline="") as handle:
+        written = export_pending(spark, config, handle, args.limit)
+    console.print(f"exported {written} pending items to {args.out}")
+    return 0
+
+
+def _review_import(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.review.decisions import import_decisions, read_decision_file
+
+    decisions = read_decision_file(args.file)
+    spark = _session(config)
+    summary = import_decisions(spark, config, decisions)
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(summary.by_decision.items())) or "none"
+    console.print(f"imported {summary.decided} decisions ({counts}); {summary.skipped} rows without a decision skipped")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, given {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, given {value}")
+    return value
+
+
+def _sql(args: argparse.Namespace, config: Config) -> int:
+    from pyspark.logger import PySparkLogger
+
+    from deepsift.sql import analyst
+
+    if args.list:
+        table = Table("name", "parameters", "description", title="saved queries: deepsift sql --saved NAME")
+        for query in analyst.saved_queries().values():
+            parameters = "\n".join(f":{name}  {text}" for name, text in query.parameters.items())
+            table.add_row(query.name, escape(parameters) or "-", escape(query.description))
+        console.print(table)
+        return 0
+    if bool(args.statement) == bool(args.saved):
+        errors.print("[red]error:[/red] give one SQL statement or --saved NAME (--list shows the saved queries)")
+        return 2
+    parameters = analyst.parse_parameters(args.param)
+    statement, bound = analyst.bind_saved(args.saved, parameters) if args.saved else (args.statement, parameters)
+    # PySpark logs every SQL error with its Java stack trace; the error's message is printed instead.
+    PySparkLogger.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    spark = _session(config)
+    result = analyst.run_statement(spark, config.lake.schema_name, statement, bound, args.max_rows)
+    if args.format == "csv":
+        sys.stdout.write(analyst.to_csv(result))
+    elif args.format == "json":
+        sys.stdout.write(analyst.to_json(result) + "\n")
+    else:
+        console.print(_sql_table(result))
+    if result.truncated:
+        errors.print(f"only the first {len(result.rows)} rows are shown; --max-rows raises the limit")
+    return 0
+
+
+def _sql_table(result) -> Table:
+    """Rows as an aligned table; cells are plain text (never rich markup), numbers right-aligned."""
+    table = Table(caption=f"{len(result.rows)} rows")
+    for index, name in enumerate(result.columns):
+        values = [row[index] for row in result.rows if row[index] is not None]
+        numeric = bool(values) and all(isinstance(value, (int, float)) for value in values)
+        table.add_column(Text(name), justify="right" if numeric else "left")
+    for row in result.rows:
+        table.add_row(*(Text(_sql_cell(value)) for value in row))
+    return table
+
+
+def _sql_cell(value) -> str:
+    from deepsift.sql.analyst import plain
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    converted = plain(value)
+    return converted if isinstance(converted, str) else json.dumps(converted, ensure_ascii=False)
+
+
+def _sql_server(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.sql.server import serve
+
+    console.print(f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's log follows")
+    return serve(config, args.port, lambda url: console.print(f"[bold]ready:[/bold] {url} (read-only; Ctrl-C stops it)"))
 
 
 def _today() -> date:
@@ -289,6 +456,8 @@ def _print_scan(spark, config: Config, outcome) -> None:
     thresholds = outcome.model.contract.thresholds
     summary.add_row("thresholds", f"suspicious >= {thresholds.suspicious:.3f}, manipulated >= {thresholds.manipulated:.3f}")
     summary.add_row("videos judged now", str(outcome.verdicts.videos))
+    if outcome.enqueued is not None:
+        summary.add_row("queued for review", str(outcome.enqueued))
     for verdict, count in sorted(outcome.verdicts.by_verdict.items()):
         summary.add_row(f"verdict: {verdict}", str(count))
     for reason, count in sorted(outcome.verdicts.by_reason.items()):
@@ -346,14 +515,22 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can fix from the message alone; imported late to keep ``--help`` fast."""
     from deepsift.lake.jars import JarDownloadError
     from deepsift.detect.architectures import UnknownArchitectureError
-    from deepsift.lake.session import JavaNotFoundError
+    from deepsift.orchestration.submit import MasterUnreachableError
+    from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
+    from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
     from deepsift.registry.errors import RegistryError
+    from deepsift.reports.daily import ReportPathError
     from deepsift.stages.ingest import NoInputError
+    from deepsift.review.decisions import ReviewFileError
+    from deepsift.sql.analyst import AnalystError
+    from deepsift.sql.server import SqlServerError
     from deepsift.stages.scan import ContractMismatchError
 
     return (
-        ContractMismatchError,
+        AnalystError, SqlServerError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
+        ContractMismatchError, ReviewFileError, ReportPathError,
         JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
+        MasterUnreachableError,
     )
 
 if __name__ == "__main__":

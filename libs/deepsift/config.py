@@ -103,6 +103,32 @@ class MlflowConfig(_Section):
     alias: str = "champion"
 
 
+DetectDevice = Literal["auto", "cpu", "cuda"]
+"""What the detect stage runs on: ``auto`` (a GPU when there is one, else the CPU), ``cpu`` or ``cuda``."""
+
+
+class DetectConfig(_Section):
+    """Where the detect stage scores crops (see ``deepsift.detect.devices``).
+
+    ``auto`` uses GPUs when Spark's executors have them (a ResourceProfile on the detect stage only),
+    else a GPU visible in local mode, else the CPU; ``cuda`` fails when there is no GPU to use.
+    """
+
+    device: DetectDevice = "auto"
+    gpu_amount_per_task: float = 1.0
+    """GPUs each detect task holds: a share of one GPU (0.5 lets two tasks share it) or whole GPUs."""
+    executor_wait_s: float = Field(120.0, gt=0)
+    """How long a GPU detect stage waits for a first executor before failing with what it needs."""
+
+    @field_validator("gpu_amount_per_task")
+    @classmethod
+    def _share_or_whole(cls, value: float) -> float:
+        # Spark's own rule for task resource amounts; checked here so the message names the key.
+        if not (0 < value <= 1 or (value > 1 and value.is_integer())):
+            raise ValueError("must be above 0 and at most 1 (a share of one GPU, e.g. 0.5) or a whole number (e.g. 2)")
+        return value
+
+
 class Config(_Section):
     """The whole deepsift configuration."""
 
@@ -114,6 +140,7 @@ class Config(_Section):
     decode: DecodeLimits = Field(default_factory=DecodeLimits)
     faces: FacesConfig = Field(default_factory=FacesConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
 
     @property
     def warehouse_dir(self) -> Path:

@@ -13,7 +13,12 @@ import pytest
 
 from tests.dags.sandbox import RUNNER, clean_environ
 
-SPARK_TASKS = {"deepsift_nightly_scan": "scan", "deepsift_train": "train", "deepsift_maintenance": "maintain"}
+SPARK_TASKS = (
+    ("deepsift_nightly_scan", "scan"),
+    ("deepsift_nightly_scan", "report"),
+    ("deepsift_train", "train"),
+    ("deepsift_maintenance", "maintain"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +89,7 @@ def test_every_task_retries_with_exponential_backoff_and_a_timeout(parsed):
 
 
 def test_spark_jobs_go_through_spark_submit_on_spark_default_in_one_pool(parsed):
-    for dag_id, task_id in SPARK_TASKS.items():
+    for dag_id, task_id in SPARK_TASKS:
         task = parsed["dags"][dag_id]["tasks"][task_id]
         assert (task["operator"], task["conn_id"], task["pool"]) == (
             "SparkSubmitOperator", "spark_default", "deepsift_spark"
@@ -93,7 +98,7 @@ def test_spark_jobs_go_through_spark_submit_on_spark_default_in_one_pool(parsed)
     assert [task["operator"] for task in promote_tasks] == ["_PythonDecoratedOperator"]
 
 
-def test_nightly_scan_tasks_and_the_report_stub_says_so(parsed):
+def test_nightly_scan_tasks_end_with_the_report_job(parsed):
     tasks = parsed["dags"]["deepsift_nightly_scan"]["tasks"]
-    assert set(tasks) == {"resolve_day", "has_uploads", "prepare_scan", "scan", "report"}
-    assert "stub" in tasks["report"]["doc_md"].lower() and "reports issue" in tasks["report"]["doc_md"]
+    assert set(tasks) == {"resolve_day", "has_uploads", "prepare_scan", "scan", "prepare_report", "report"}
+    assert "jobs/report.py" in tasks["report"]["doc_md"] and "stub" not in tasks["report"]["doc_md"].lower()

@@ -1,8 +1,10 @@
 """The nightly scan DAG end to end with ``dag.test()``: real spark-submit, Spark, Delta and media.
 
 One day's folder holds three clips from the shared media; the run must leave verdicts for exactly
-those videos with its run id in ``scan_runs.trigger``, and a rerun must change nothing. A missing
-folder, an empty day and an unreachable Spark master each end the way on-call expects. The weekly
+those videos with its run id in ``scan_runs.trigger``, and the day's moderation report with its
+``reports`` row; a rerun must change nothing but the report's generation time. A missing folder, an
+empty day (whose report says no scan ran) and an unreachable Spark master each end the way on-call
+expects. The weekly
 maintenance DAG then compacts and vacuums the tables the scan wrote, without changing their rows.
 """
 
@@ -54,6 +56,11 @@ def tables(sandbox: AirflowSandbox) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def without_report_times(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The tables with ``reports.generated_at`` dropped: every run writes its date's report again."""
+    return {**rows, "reports": [{k: v for k, v in row.items() if k != "generated_at"} for row in rows["reports"]]}
+
+
 @pytest.fixture(scope="module")
 def champion(airflow_sandbox: AirflowSandbox) -> int:
     """A tiny untrained detector as ``@champion`` in the sandbox's MLflow store (8 frames a video, 64 px)."""
@@ -78,7 +85,7 @@ def test_the_scan_judges_exactly_the_days_clips_and_records_the_run_id(airflow_s
     result, folder = first_run
     assert result.state == "success", result.output[-5000:]
     assert {task: info["state"] for task, info in result.tasks.items()} == dict.fromkeys(
-        ("resolve_day", "has_uploads", "prepare_scan", "scan", "report"), "success"
+        ("resolve_day", "has_uploads", "prepare_scan", "scan", "prepare_report", "report"), "success"
     )
     rows = tables(airflow_sandbox)
     assert {video["uri"] for video in rows["videos"]} == {(folder / clip).as_uri() for clip in CLIPS}
@@ -88,15 +95,23 @@ def test_the_scan_judges_exactly_the_days_clips_and_records_the_run_id(airflow_s
     [run] = rows["scan_runs"]
     assert run["trigger"] == f"airflow:{DAG_ID}/{result.run_id}"
     assert (run["status"], run["scan_date"], run["videos"]) == ("succeeded", SCAN_DATE, len(CLIPS))
-    assert "moderation report: not implemented yet" in result.output
+    [report] = rows["reports"]
+    assert (report["report_date"], report["run_ids"], report["videos"]) == (SCAN_DATE, [run["run_id"]], len(CLIPS))
+    page = Path(report["path"])
+    assert page == airflow_sandbox.deepsift_home.resolve() / "reports" / f"{SCAN_DATE}.html"
+    html = page.read_text()
+    assert run["run_id"] in html and all(clip in html for clip in CLIPS)
 
 
-def test_running_the_same_date_again_changes_no_table(airflow_sandbox, first_run):
+def test_running_the_same_date_again_changes_no_table_but_renews_the_report(airflow_sandbox, first_run):
     before = tables(airflow_sandbox)
     again = airflow_sandbox.run(DAG_ID, logical_date_for(SCAN_DATE))
     assert again.state == "success" and again.state_of("scan") == "success", again.output[-5000:]
+    assert again.state_of("report") == "success"
     assert again.run_id != first_run[0].run_id
-    assert tables(airflow_sandbox) == before
+    after = tables(airflow_sandbox)
+    assert without_report_times(after) == without_report_times(before)
+    assert after["reports"][0]["generated_at"] > before["reports"][0]["generated_at"]
 
 
 def test_a_missing_day_folder_fails_at_once_naming_the_path(airflow_sandbox):
@@ -109,15 +124,19 @@ def test_a_missing_day_folder_fails_at_once_naming_the_path(airflow_sandbox):
     assert f"source folder for {scan_date.isoformat()} does not exist: {missing}" in result.output
 
 
-def test_an_empty_day_is_a_successful_run_with_zero_videos(airflow_sandbox, first_run):
+def test_an_empty_day_is_a_successful_run_with_zero_videos_and_a_report_saying_so(airflow_sandbox, first_run):
     before = tables(airflow_sandbox)
     scan_date = date(2025, 6, 5)
     (airflow_sandbox.uploads / scan_date.isoformat()).mkdir()
     result = airflow_sandbox.run(DAG_ID, logical_date_for(scan_date))
     assert result.state == "success", result.output[-5000:]
     assert (result.state_of("prepare_scan"), result.state_of("scan")) == ("skipped", "skipped")
-    assert result.state_of("report") == "success"
-    assert tables(airflow_sandbox) == before
+    assert (result.state_of("prepare_report"), result.state_of("report")) == ("success", "success")
+    after = tables(airflow_sandbox)
+    assert {**after, "reports": None} == {**before, "reports": None}
+    [empty] = [row for row in after["reports"] if row["report_date"] == scan_date]
+    assert (empty["run_ids"], empty["videos"]) == ([], 0)
+    assert f"No scan ran on {scan_date}" in Path(empty["path"]).read_text()
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +159,7 @@ def test_an_unreachable_master_fails_the_run_after_retries_with_the_reason(airfl
     )
     assert result.state == "failed"
     assert result.tasks["prepare_scan"] == {"state": "failed", "try_number": 3}
-    assert result.state_of("scan") == "upstream_failed"
+    assert (result.state_of("scan"), result.state_of("report")) == ("upstream_failed", "upstream_failed")
     assert f"Spark master spark://127.0.0.1:{port} cannot be reached" in result.output
     assert tables(airflow_sandbox) == before
 

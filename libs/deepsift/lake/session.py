@@ -8,19 +8,26 @@ both under ``home``, so tables are queryable by name from any later process
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from deepsift.config import Config
+from deepsift.config import Config, ConfigError
 from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
 
 
 class JavaNotFoundError(RuntimeError):
     """Spark needs a Java 17+ runtime and none was found."""
+
+
+class MetastoreLockedError(RuntimeError):
+    """Another process has the embedded Derby metastore open (it admits one JVM at a time)."""
 
 
 def check_java() -> None:
@@ -36,11 +43,13 @@ def check_java() -> None:
 
 def spark_conf(config: Config) -> dict[str, str]:
     """Every Spark setting deepsift relies on, for a session here or for spark-submit elsewhere."""
-    jars = ensure_delta_jars(config.cache_dir / "jars", config.spark.maven_repo)
+    jars_dir = config.cache_dir / "jars"
+    jars = [*ensure_delta_jars(jars_dir, config.spark.maven_repo), ensure_extension_jar(jars_dir)]
     metastore = config.metastore_dir
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
-        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
+        "spark.sql.extensions": f"io.delta.sql.DeltaSparkSessionExtension,{EXTENSION_CLASS}",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(config.warehouse_dir),
@@ -55,6 +64,9 @@ def spark_conf(config: Config) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Delta's SQL parser drops the named parameters of spark.sql(query, args) (delta-io/delta#7640);
+        # Spark's analysis-time binding of parameters in constant positions still works.
+        "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
     }
     if config.spark.master.startswith("local"):
         # Delta rebuilds a table's state with 50 partitions by default; on one machine that is mostly
@@ -67,6 +79,9 @@ def spark_conf(config: Config) -> dict[str, str]:
 def build_spark_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession for ``config``, with the deepsift schema present."""
     check_java()
+    check_master_reachable(config.spark.master)
+    if SparkContext._gateway is None:  # a JVM of this process may hold the metastore itself
+        check_metastore_free(config)
     # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
     # environment, not spark.pyspark.python, when it starts a session from Python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -80,3 +95,49 @@ def build_spark_session(config: Config) -> SparkSession:
     spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {config.lake.schema_name}")
     return spark
+
+
+def check_master_reachable(master: str) -> None:
+    """Fail within seconds when a ``spark://`` or ``k8s://`` master accepts no connection.
+
+    Spark itself retries a standalone master for about a minute, then fails with "Cannot call methods on
+    a stopped SparkContext" under a Java stack trace, which names neither the master nor the fix.
+    """
+    from deepsift.orchestration.submit import MasterUnreachableError, SubmissionError, check_reachable
+
+    try:
+        check_reachable(master)
+    except SubmissionError as error:
+        raise ConfigError(f"config key spark.master: {error}") from None
+    except MasterUnreachableError as error:
+        raise MasterUnreachableError(
+            f"{error}; expected a running Spark master at that address (spark.master, or DEEPSIFT_SPARK__MASTER): "
+            "start one (for this machine: `bash infra/standalone_cluster.sh start`) or run locally with local[*]"
+        ) from None
+
+
+def check_metastore_free(config: Config) -> None:
+    """Fail with a clear message, before a JVM starts, when another process holds the embedded metastore.
+
+    A JVM that has booted the Derby database holds a POSIX lock on ``metastore_db/dbex.lck``; trying the
+    same lock tells whether Spark would fail later, deep in Hive's stack. Nothing is checked when
+    ``spark.extra_conf`` points the catalog elsewhere (a metastore service).
+    """
+    elsewhere = ("spark.hadoop.javax.jdo.option.ConnectionURL", "spark.hadoop.hive.metastore.uris")
+    if any(key in config.spark.extra_conf for key in elsewhere):
+        return
+    database = config.metastore_dir / "metastore_db"
+    try:
+        handle = os.open(database / "dbex.lck", os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise MetastoreLockedError(
+            f"the metastore {database} is in use by another process (a scan, a Spark job, `deepsift sql` or "
+            "`deepsift sql-server`): embedded Derby admits one JVM at a time; wait for it or stop it, or "
+            "configure a metastore service for concurrent use"
+        ) from None
+    finally:
+        os.close(handle)  # closing releases the lock taken above, if any

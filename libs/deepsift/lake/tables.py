@@ -7,6 +7,7 @@ running the same step twice adds no rows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -154,40 +155,148 @@ SCAN_RUNS = TableSpec(
         status STRING NOT NULL,
         error STRING,
         started_at TIMESTAMP,
-        finished_at TIMESTAMP
+        finished_at TIMESTAMP,
+        detect_path STRING
     """,
     key=("run_id",),
 )
-"""One row per scan run: who triggered it, which exact model, the config, counts and seconds per stage."""
+"""One row per scan run: who triggered it, which exact model, the config, counts and seconds per stage,
+and how detect tasks got their device (``deepsift.detect.devices``; NULL when no face was scored)."""
 
 SCAN_TABLES = (FACE_SCORES, VERDICTS)
 """The tables a scan with a detector writes; kept apart from ``ALL_TABLES`` (ingest and extraction)."""
 
-EVERY_TABLE = (*ALL_TABLES, *SCAN_TABLES, SCAN_RUNS)
+MODERATION_QUEUE = TableSpec(
+    name="moderation_queue",
+    columns="""
+        video_id STRING NOT NULL,
+        model_name STRING NOT NULL,
+        model_version INT NOT NULL,
+        preprocess_version STRING NOT NULL,
+        verdict STRING NOT NULL,
+        score DOUBLE NOT NULL,
+        priority DOUBLE NOT NULL,
+        run_id STRING NOT NULL,
+        scan_date DATE NOT NULL,
+        enqueued_at TIMESTAMP NOT NULL,
+        status STRING NOT NULL,
+        reviewer STRING,
+        reviewed_at TIMESTAMP,
+        note STRING
+    """,
+    key=("video_id", "model_name", "model_version"),
+)
+"""Flagged verdicts of the serving model waiting for, or holding, a moderator's decision
+(``deepsift.review``); not partitioned, since decisions update rows of every scan date."""
+
+REPORTS = TableSpec(
+    name="reports",
+    columns="""
+        report_date DATE NOT NULL,
+        path STRING NOT NULL,
+        generated_at TIMESTAMP NOT NULL,
+        run_ids ARRAY<STRING> NOT NULL,
+        model_uris ARRAY<STRING> NOT NULL,
+        videos BIGINT NOT NULL,
+        counts_by_verdict MAP<STRING, BIGINT> NOT NULL,
+        counts_by_reason MAP<STRING, BIGINT> NOT NULL,
+        flagged BIGINT NOT NULL,
+        flagged_listed INT NOT NULL,
+        size_bytes BIGINT NOT NULL
+    """,
+    key=("report_date",),
+)
+"""One row per daily moderation report (``deepsift.reports``), upserted: regenerating a date replaces
+its row. ``run_ids`` is empty for a date without a scan."""
+
+EVERY_TABLE = (*ALL_TABLES, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
 """Every table deepsift writes: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 
+class TableSchemaError(RuntimeError):
+    """An existing table lacks a column that cannot be added in place; the message names it."""
+
+
 def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = ALL_TABLES) -> None:
-    """Create the schema and any missing table; existing tables are left as they are."""
+    """Create the schema and any missing table; give existing tables the columns their spec gained.
+
+    Lakes created by an older deepsift lack newer columns. Nullable ones are added in place (existing
+    rows read NULL); a missing NOT NULL column raises :class:`TableSchemaError` naming it.
+    """
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in tables:
         partition = f" PARTITIONED BY ({table.partitioned_by})" if table.partitioned_by else ""
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table.qualified(schema)} ({table.columns}) USING DELTA{partition}")
+        _add_missing_columns(spark, schema, table)
 
 
-def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:
+def _add_missing_columns(spark: SparkSession, schema: str, table: TableSpec) -> None:
+    present = {column.lower() for column in spark.table(table.qualified(schema)).columns}
+    missing = [ddl for ddl in _split_top_level(table.columns) if ddl.split()[0].lower() not in present]
+    required = [ddl.split()[0] for ddl in missing if re.search(r"\bNOT\s+NULL\b", ddl, re.IGNORECASE)]
+    if required:
+        raise TableSchemaError(
+            f"{table.qualified(schema)} lacks column(s) {', '.join(required)}, which are NOT NULL and cannot be "
+            "added to existing rows: migrate the table by hand"
+        )
+    if missing:
+        spark.sql(f"ALTER TABLE {table.qualified(schema)} ADD COLUMNS ({', '.join(missing)})")
+
+
+def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> int:
     """Insert the rows whose key is not in the table yet; rows already there are left untouched.
+    Returns the number of rows inserted.
 
     >>> merge_insert_new(spark, "deepsift", FACES, new_faces)  # doctest: +SKIP
     """
-    condition = " AND ".join(f"t.{column} = s.{column}" for column in table.key)
-    (
+    condition = _key_condition(table)
+    metrics = (
         DeltaTable.forName(spark, table.qualified(schema))
         .alias("t")
         .merge(rows.select(*table.column_names()).alias("s"), condition)
         .whenNotMatchedInsertAll()
         .execute()
     )
+    return int(metrics.first()["num_inserted_rows"])
+
+
+def merge_upsert(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:
+    """Insert the rows whose key is new and replace those whose key is there: still one row per key.
+
+    >>> merge_upsert(spark, "deepsift", REPORTS, report_row)  # doctest: +SKIP
+    """
+    condition = _key_condition(table)
+    (
+        DeltaTable.forName(spark, table.qualified(schema))
+        .alias("t")
+        .merge(rows.select(*table.column_names()).alias("s"), condition)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def merge_update(
+    spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame, columns: tuple[str, ...]
+) -> int:
+    """Set ``columns`` of the rows whose key is in ``rows``, in one commit; keys not in the table are
+    ignored (nothing is inserted). Returns the number of rows updated.
+
+    >>> merge_update(spark, "deepsift", MODERATION_QUEUE, decisions, ("status", "reviewer"))  # doctest: +SKIP
+    """
+    metrics = (
+        DeltaTable.forName(spark, table.qualified(schema))
+        .alias("t")
+        .merge(rows.select(*table.key, *columns).alias("s"), _key_condition(table))
+        .whenMatchedUpdate(set={column: f"s.{column}" for column in columns})
+        .execute()
+    )
+    return int(metrics.first()["num_updated_rows"])
+
+
+def _key_condition(table: TableSpec) -> str:
+    """The MERGE condition matching a source row ``s`` to the target row ``t`` with the same key."""
+    return " AND ".join(f"t.{column} = s.{column}" for column in table.key)
 
 
 def _split_top_level(columns: str) -> list[str]:

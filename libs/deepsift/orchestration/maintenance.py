@@ -17,14 +17,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from deepsift.lake.tables import ALL_TABLES, SCAN_RUNS, SCAN_TABLES, TableSpec
+from deepsift.lake.tables import EVERY_TABLE
 
 DEFAULT_RETENTION_HOURS = 168
 RETENTION_VARIABLE = "deepsift_vacuum_retention_hours"
 """The Airflow variable holding a deployment's retention (``AIRFLOW_VAR_DEEPSIFT_VACUUM_RETENTION_HOURS``)."""
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
-MAINTAINED_TABLES: tuple[TableSpec, ...] = (*ALL_TABLES, *SCAN_TABLES, SCAN_RUNS)
 
 
 class RetentionError(ValueError):
@@ -73,7 +72,7 @@ def maintain_tables(
     """OPTIMIZE then VACUUM every deepsift table in ``schema``; tables not created yet are skipped."""
     spark.conf.set(LISTING_PARALLELISM, str(listing_parallelism))
     done = []
-    for table in MAINTAINED_TABLES:
+    for table in EVERY_TABLE:
         name = table.qualified(schema)
         if not spark.catalog.tableExists(name):
             done.append(TableMaintenance(name, exists=False))

@@ -120,6 +120,11 @@ def scan_args(folder: str, scan_date: date, trigger: str) -> list[str]:
     return [folder, "--date", scan_date.isoformat(), "--trigger", trigger]
 
 
+def report_args(report_date: date) -> list[str]:
+    """``jobs/report.py`` arguments: the moderation report of ``report_date``, at its default path."""
+    return ["--date", report_date.isoformat()]
+
+
 def train_args(
     architecture: str,
     epochs: int,

@@ -21,7 +21,9 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.lake.tables import EXTRACTIONS, SCAN_RUNS, VIDEOS, ensure_tables
+from deepsift.lake.views import ensure_views
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.review.queue import enqueue_flagged, serves
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
 from deepsift.stages.ingest import IngestSummary, ingest
 from deepsift.stages.score import score_faces, scan_run_id
@@ -53,10 +55,16 @@ class ScanOutcome:
     ingest: IngestSummary | None = None
     extract: ExtractSummary | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    enqueued: int | None = None
+    """Items this run added to ``moderation_queue``; None when its model does not serve (no queueing)."""
 
 
 def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanOutcome:
-    """Scan everything ingested (plus ``request.inputs``) that this model version has not judged yet."""
+    """Scan everything ingested (plus ``request.inputs``) that this model version has not judged yet.
+
+    When the model holds the serving alias, the run's suspicious and manipulated verdicts are queued
+    for moderators (:func:`deepsift.review.queue.enqueue_flagged`).
+    """
     seconds: dict[str, float] = {}
     started_at = datetime.now(timezone.utc)
     model = DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
@@ -70,12 +78,25 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     seconds["extract"] = time.perf_counter() - clock
     run_id = scan_run_id(request.scan_date, model.name, model.version, extracted.preprocess_version)
     try:
-        verdicts = _score_and_judge(spark, model_config, model, extracted.preprocess_version, request.scan_date, seconds)
+        verdicts, detect_path = _score_and_judge(
+            spark, model_config, model, extracted.preprocess_version, request.scan_date, seconds
+        )
+        enqueued = None
+        if serves(config, model):
+            clock = time.perf_counter()
+            enqueued = enqueue_flagged(spark, config, run_id)
+            seconds["enqueue"] = time.perf_counter() - clock
     except Exception as error:
-        _record_run(spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, None, error)
+        _record_run(
+            spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, None, error, None
+        )
         raise
-    _record_run(spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None)
-    return ScanOutcome(run_id, model, verdicts, ingested, extracted, seconds)
+    _record_run(
+        spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None,
+        detect_path,
+    )
+    ensure_views(spark, config.lake.schema_name)  # analysts find current views wherever there are verdicts
+    return ScanOutcome(run_id, model, verdicts, ingested, extracted, seconds, enqueued)
 
 
 def rescore(
@@ -86,6 +107,8 @@ def rescore(
     Only videos already extracted under the version's contract are scored (ingested on or after
     ``since`` when given). A version whose contract needs crops that were never extracted raises
     :class:`ContractMismatchError` naming the settings, rather than silently decoding everything.
+    Nothing is queued for moderators, even for the serving version: a rescore replays past scans to
+    compare versions, and queueing its flags would flood the queue with videos already judged.
     """
     seconds: dict[str, float] = {}
     started_at = datetime.now(timezone.utc)
@@ -108,19 +131,25 @@ def rescore(
         )
     request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger="rescore")
     run_id = scan_run_id(scan_date, info.name, info.version, version)
-    verdicts = _score_and_judge(spark, model_config, info, version, scan_date, seconds, cached.select("video_id"))
-    _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None)
+    verdicts, detect_path = _score_and_judge(
+        spark, model_config, info, version, scan_date, seconds, cached.select("video_id")
+    )
+    _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None, detect_path)
+    ensure_views(spark, config.lake.schema_name)
     return ScanOutcome(run_id, info, verdicts, stage_seconds=seconds)
 
 
-def _score_and_judge(spark, config, model, preprocess_version, scan_date, seconds, video_ids=None) -> VerdictSummary:
+def _score_and_judge(
+    spark, config, model, preprocess_version, scan_date, seconds, video_ids=None
+) -> tuple[VerdictSummary, str | None]:
+    """Score and judge; returns the verdicts and the detect path the score tasks took."""
     clock = time.perf_counter()
-    score_faces(spark, config, model, preprocess_version, scan_date, video_ids)
+    scored = score_faces(spark, config, model, preprocess_version, scan_date, video_ids)
     seconds["score"] = time.perf_counter() - clock
     clock = time.perf_counter()
     verdicts = write_verdicts(spark, config, model, preprocess_version, scan_date, video_ids)
     seconds["verdicts"] = time.perf_counter() - clock
-    return verdicts
+    return verdicts, scored.detect_path
 
 
 def _record_run(
@@ -134,6 +163,7 @@ def _record_run(
     seconds: dict[str, float],
     verdicts: VerdictSummary | None,
     error: Exception | None,
+    detect_path: str | None,
 ) -> None:
     """One ``scan_runs`` row per run id; a rerun of a succeeded run leaves it untouched."""
     schema = config.lake.schema_name
@@ -155,6 +185,7 @@ def _record_run(
         "error": f"{type(error).__name__}: {error}"[:2000] if error else None,
         "started_at": started_at.replace(tzinfo=None),
         "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "detect_path": detect_path,
     }
     source = spark.createDataFrame([row], SCAN_RUNS.columns)
     (

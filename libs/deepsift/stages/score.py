@@ -2,7 +2,9 @@
 
 The caller resolves the model (an alias such as ``@champion``) once on the driver and passes the
 exact :class:`ModelVersionInfo`; executors load that version's files from the same MLflow store,
-once per Spark Python worker (:func:`shared_scorer`), on the GPU when there is one. Crops are read
+once per Spark Python worker and device (:func:`shared_scorer`). The detect stage alone asks Spark for
+GPUs, through a ResourceProfile where executors have them (``deepsift.detect.devices``); each task
+scores on the GPU Spark assigned it, else a GPU it sees (local mode), else the CPU. Crops are read
 from ``faces`` (no decoding of videos), decoded and scored in batches of :data:`SCORE_BATCH_SIZE`
 whatever size Arrow hands them over in. The scores are checkpointed once and MERGEd into
 ``face_scores`` (insert-only on its key), so a rerun or a retried job adds nothing.
@@ -14,18 +16,16 @@ store under ``home`` only where executors share the driver's filesystem (local m
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, MlflowConfig
-from deepsift.detect.arrow_scoring import score_crop_batches
-from deepsift.detect.scoring import FaceScorer
+from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf, plan_detect
+from deepsift.detect.scoring import FaceScorer, default_device
 from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 
@@ -34,8 +34,9 @@ SCORE_BATCH_SIZE = 256
 
 ScorerKey = tuple[str, str, str, int]
 """(tracking URI, registry URI, model name, version): what identifies one loadable model."""
-_SCORERS: dict[ScorerKey, FaceScorer] = {}
-"""This Python worker's loaded model: at most one, keyed by store URIs, model name and version."""
+_SCORERS: dict[str, tuple[ScorerKey, FaceScorer]] = {}
+"""This Python worker's loaded model, by device (``cuda:1``, ``cpu``): one version at most, on each
+device a task of this worker was given."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class ScoreSummary:
     faces: int
     """Faces scored by this call; faces this run had already scored are skipped, not rescored."""
     seconds: float
+    detect_path: str | None = None
+    """How the detect tasks got their device (``deepsift.detect.devices.DetectPath``; several joined by
+    commas if tasks differed); None when no face was scored."""
 
 
 def scan_run_id(scan_date: date, model_name: str, model_version: int, preprocess_version: str) -> str:
@@ -87,8 +91,10 @@ def score_faces(
 
     Writes ``face_scores`` rows under :func:`scan_run_id`. Crops must have the model's input size
     (``CropFormatError`` from the executors otherwise: rescore needs crops extracted at that size).
+    GPU settings that cannot work fail first, before any Spark job (``GpuSchedulingError``).
     """
     started = time.perf_counter()
+    profile = plan_detect(spark, config.detect)
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (FACES, *SCAN_TABLES))
     run_id = scan_run_id(scan_date, model.name, model.version, preprocess_version)
@@ -103,13 +109,13 @@ def score_faces(
     )
     store = MlflowStore.from_config(config.mlflow, config.home)
     scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version)
-
-    def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return score_crop_batches(batches, lambda: shared_scorer(*scorer_key), SCORE_BATCH_SIZE)
+    detect = detect_udf(
+        lambda device: shared_scorer(*scorer_key, device=device), config.detect.device, SCORE_BATCH_SIZE
+    )
 
     scored = (
         faces.repartition(spark.sparkContext.defaultParallelism)
-        .mapInArrow(score_partition, "video_id string, frame_index int, face_index int, score float")
+        .mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile)
         .select(
             F.lit(run_id).alias("run_id"),
             "video_id",
@@ -120,27 +126,40 @@ def score_faces(
             F.lit(model.version).cast("int").alias("model_version"),
             "score",
             F.lit(scan_date).alias("scan_date"),
+            "detect_path",
         )
         .checkpoint(eager=True)
     )
-    totals = scored.agg(F.count("*").alias("faces"), F.countDistinct("video_id").alias("videos")).first()
+    totals = scored.agg(
+        F.count("*").alias("faces"),
+        F.countDistinct("video_id").alias("videos"),
+        F.array_join(F.array_sort(F.collect_set("detect_path")), ",").alias("paths"),
+    ).first()
     if totals["faces"]:
-        merge_insert_new(spark, schema, FACE_SCORES, scored)
+        merge_insert_new(spark, schema, FACE_SCORES, scored)  # writes the table's columns: detect_path stays out
     seconds = time.perf_counter() - started
-    return ScoreSummary(run_id, model.name, model.version, totals["videos"], totals["faces"], seconds)
+    return ScoreSummary(
+        run_id, model.name, model.version, totals["videos"], totals["faces"], seconds, totals["paths"] or None
+    )
 
 
-def shared_scorer(tracking_uri: str, registry_uri: str, model_name: str, version: int) -> FaceScorer:
-    """This process's scorer for one exact version, loaded once (GPU when visible) and kept warm.
+def shared_scorer(
+    tracking_uri: str, registry_uri: str, model_name: str, version: int, device: str | None = None
+) -> FaceScorer:
+    """This process's scorer for one exact version on ``device``, loaded once and kept warm.
 
-    Spark reuses Python workers across tasks, so every partition a worker runs shares the one load.
-    Asking for another version drops the previous one, so a worker never holds two models' memory.
+    ``device`` is the task's (``deepsift.detect.devices.choose_device``); None means a visible GPU,
+    else the CPU. Spark reuses Python workers across tasks, so every partition a worker runs on one
+    device shares the one load; a task given another GPU gets a model on that GPU, never one on the
+    wrong device. Asking for another version drops every loaded one, so a worker never holds two
+    versions' memory.
     """
+    device = device or str(default_device())
     key = (tracking_uri, registry_uri, model_name, version)
-    scorer = _SCORERS.get(key)
-    if scorer is None:
+    if any(loaded_key != key for loaded_key, _ in _SCORERS.values()):
         _SCORERS.clear()
+    if device not in _SCORERS:
         mlflow = MlflowConfig(tracking_uri=tracking_uri, registry_uri=registry_uri, registered_model=model_name)
         # Both URIs are explicit, so the registry never looks at its home argument.
-        scorer = _SCORERS[key] = DetectorRegistry(mlflow, Path.cwd()).load_scorer(version)
-    return scorer
+        _SCORERS[device] = (key, DetectorRegistry(mlflow, Path.cwd()).load_scorer(version, device=device))
+    return _SCORERS[device][1]

@@ -1,0 +1,98 @@
+"""Read-only SQL for analysts: the Spark SQL extension that refuses every statement but a query.
+
+The guard lives once, in the JVM (``java/ReadOnlySqlExtension.java``): a check rule that runs after
+analysis and before anything executes, so it holds for any client of a session (PySpark, the JDBC
+server, DataFrame writes). Every deepsift session loads it (:func:`deepsift.lake.session.spark_conf`);
+it enforces only where the session's :data:`READ_ONLY_CONF` is ``true`` and then refuses to be
+switched off. The extension is compiled at first use with ``javac`` against the pyspark wheel's jars
+and cached under ``home/cache/jars``, keyed by a hash of its source and the pyspark version, so no
+binary is committed and an edit of the source rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pyspark
+from pyspark.sql import SparkSession
+
+READ_ONLY_CONF = "spark.deepsift.sql.readOnly"
+"""The session setting that switches enforcement on (the Java source declares the same key)."""
+EXTENSION_CLASS = "deepsift.lake.ReadOnlySqlExtension"
+"""The class named in ``spark.sql.extensions``."""
+EXTENSION_SOURCE = Path(__file__).with_name("java") / "ReadOnlySqlExtension.java"
+JDK_PACKAGE = "openjdk-17-jdk-headless"
+"""The Debian package that provides ``javac``."""
+
+
+class JavacNotFoundError(RuntimeError):
+    """No Java compiler: the read-only SQL extension cannot be built."""
+
+
+class ExtensionBuildError(RuntimeError):
+    """``javac`` rejected the extension's source (a Spark upgrade that changed an API, usually)."""
+
+
+def ensure_extension_jar(cache_dir: Path) -> Path:
+    """The jar of the read-only SQL extension, compiled once per source and pyspark version.
+
+    >>> ensure_extension_jar(Path(".deepsift/cache/jars"))  # doctest: +SKIP
+    PosixPath('.../deepsift-readonly-sql-3f2a9c0d1e4b5a67.jar')
+    """
+    source = EXTENSION_SOURCE.read_bytes()
+    digest = hashlib.sha256(source + pyspark.__version__.encode()).hexdigest()[:16]
+    target = cache_dir / f"deepsift-readonly-sql-{digest}.jar"
+    if target.exists():
+        return target
+    javac = _javac()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    spark_jars = Path(pyspark.__file__).parent / "jars"
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as build:
+        classes = Path(build) / "classes"
+        compiled = subprocess.run(
+            [str(javac), "--release", "17", "-encoding", "UTF-8", "-cp", f"{spark_jars}/*", "-d", str(classes),
+             str(EXTENSION_SOURCE)],
+            capture_output=True, text=True, check=False,
+        )
+        if compiled.returncode != 0:
+            raise ExtensionBuildError(
+                f"javac could not compile {EXTENSION_SOURCE.name} against pyspark {pyspark.__version__}:\n"
+                f"{compiled.stderr.strip()[-3000:]}"
+            )
+        partial = Path(build) / target.name
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as jar:
+            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: deepsift\n")
+            for path in sorted(classes.rglob("*.class")):
+                jar.write(path, path.relative_to(classes).as_posix())
+        partial.replace(target)  # atomic: a concurrent build of the same source writes the same bytes
+    return target
+
+
+def read_only_session(spark: SparkSession, schema: str) -> SparkSession:
+    """A new session over ``spark``'s catalog that may only query, with ``schema`` as its current schema.
+
+    The caller's session is left as it was; the new one cannot be switched back (the extension
+    refuses ``SET``/``RESET`` of :data:`READ_ONLY_CONF`).
+    """
+    session = spark.newSession()
+    session.catalog.setCurrentDatabase(schema)
+    session.conf.set(READ_ONLY_CONF, "true")
+    return session
+
+
+def _javac() -> Path:
+    """``$JAVA_HOME/bin/javac`` when JAVA_HOME is set, else ``javac`` on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    found = Path(java_home, "bin", "javac") if java_home else shutil.which("javac")
+    if not found or not Path(found).exists():
+        raise JavacNotFoundError(
+            f"a Java 17 compiler (javac) is needed once to build deepsift's read-only SQL extension: install "
+            f"a JDK (Debian: `apt-get install {JDK_PACKAGE}`) or point JAVA_HOME at one"
+        )
+    return Path(found)

@@ -1,0 +1,151 @@
+"""Analysts' views over the Delta tables: the common questions, declared once.
+
+Each view is a :class:`ViewSpec`: its name, the columns it returns (Spark DDL, like
+:class:`deepsift.lake.tables.TableSpec`, so ``docs/tables.md`` and the tests can read them without
+Spark) and its query. :func:`ensure_views` creates or replaces them all; every scan and rescore calls
+it at the end, so a lakehouse that has verdicts always has current views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from deepsift.lake.tables import SCAN_TABLES, VERDICTS, VIDEOS, _split_top_level, ensure_tables
+from deepsift.verdicts.labels import Verdict
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A view: its columns (Spark DDL, in the order the query returns them) and its query.
+
+    ``query`` names tables as ``{schema}.table``; :meth:`sql` fills in the schema.
+    """
+
+    name: str
+    columns: str
+    query: str
+
+    def qualified(self, schema: str) -> str:
+        return f"{schema}.{self.name}"
+
+    def column_names(self) -> list[str]:
+        return [column.strip().split()[0] for column in _split_top_level(self.columns)]
+
+    def sql(self, schema: str) -> str:
+        """The statement that creates or replaces this view in ``schema``."""
+        return f"CREATE OR REPLACE VIEW {self.qualified(schema)} AS {self.query.format(schema=schema)}"
+
+
+LATEST_VERDICTS = ViewSpec(
+    name="latest_verdicts",
+    columns="""
+        video_id STRING,
+        uri STRING,
+        verdict STRING,
+        reason STRING,
+        score DOUBLE,
+        model_name STRING,
+        model_version INT,
+        preprocess_version STRING,
+        n_faces INT,
+        run_id STRING,
+        scan_date DATE,
+        scanned_at TIMESTAMP
+    """,
+    query=f"""
+        SELECT video_id, uri, verdict, reason, score, model_name, model_version, preprocess_version, n_faces,
+               run_id, scan_date, scanned_at
+        FROM (
+            SELECT d.*, v.uri, row_number() OVER (
+                PARTITION BY d.video_id
+                ORDER BY d.scanned_at DESC, d.scan_date DESC, d.model_version DESC, d.model_name, d.preprocess_version
+            ) AS newest
+            FROM {{schema}}.{VERDICTS.name} d LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
+        )
+        WHERE newest = 1
+    """,
+)
+"""The most recent verdict of each video, whichever model gave it (latest ``scanned_at``; ties go to the
+later scan date, then the higher model version)."""
+
+DAILY_SUMMARY = ViewSpec(
+    name="daily_summary",
+    columns="""
+        scan_date DATE,
+        model_name STRING,
+        model_version INT,
+        verdict STRING,
+        reason STRING,
+        videos BIGINT
+    """,
+    query=f"""
+        SELECT scan_date, model_name, model_version, verdict, reason, count(DISTINCT video_id) AS videos
+        FROM {{schema}}.{VERDICTS.name}
+        GROUP BY scan_date, model_name, model_version, verdict, reason
+    """,
+)
+"""Videos per scan date, model version, verdict and reason."""
+
+MODEL_COMPARISON = ViewSpec(
+    name="model_comparison",
+    columns="""
+        model_name STRING,
+        preprocess_version STRING,
+        video_id STRING,
+        uri STRING,
+        version_a INT,
+        version_b INT,
+        score_a DOUBLE,
+        score_b DOUBLE,
+        score_diff DOUBLE,
+        verdict_a STRING,
+        verdict_b STRING,
+        agree BOOLEAN,
+        scan_date_a DATE,
+        scan_date_b DATE
+    """,
+    query=f"""
+        SELECT a.model_name, a.preprocess_version, a.video_id, v.uri,
+               a.model_version AS version_a, b.model_version AS version_b,
+               a.score AS score_a, b.score AS score_b, b.score - a.score AS score_diff,
+               a.verdict AS verdict_a, b.verdict AS verdict_b, a.verdict = b.verdict AS agree,
+               a.scan_date AS scan_date_a, b.scan_date AS scan_date_b
+        FROM {{schema}}.{VERDICTS.name} a
+        JOIN {{schema}}.{VERDICTS.name} b
+          ON a.video_id = b.video_id AND a.model_name = b.model_name
+         AND a.preprocess_version = b.preprocess_version AND a.model_version <> b.model_version
+        LEFT JOIN {{schema}}.{VIDEOS.name} v ON v.video_id = a.video_id
+    """,
+)
+"""Two versions of one model on the same videos and crops, one row per video and ordered pair of
+versions (both (a, b) and (b, a)), so ``WHERE version_a = 3 AND version_b = 4`` picks a pair."""
+
+ERROR_BREAKDOWN = ViewSpec(
+    name="error_breakdown",
+    columns="""
+        scan_date DATE,
+        verdict STRING,
+        reason STRING,
+        videos BIGINT,
+        example_uri STRING
+    """,
+    query=f"""
+        SELECT d.scan_date, d.verdict, d.reason, count(DISTINCT d.video_id) AS videos, min(v.uri) AS example_uri
+        FROM {{schema}}.{VERDICTS.name} d LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
+        WHERE d.verdict IN ('{Verdict.ERROR.value}', '{Verdict.NOT_APPLICABLE.value}')
+        GROUP BY d.scan_date, d.verdict, d.reason
+    """,
+)
+"""Videos that were not judged on a score, per scan date and reason, with one example URI each."""
+
+EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN)
+"""Every view deepsift creates: ``docs/tables.md`` must describe each of their columns (a test checks)."""
+
+
+def ensure_views(spark: SparkSession, schema: str) -> None:
+    """Create or replace every view in ``schema`` (creating the tables they read if missing); idempotent."""
+    ensure_tables(spark, schema, (VIDEOS, *SCAN_TABLES))
+    for view in EVERY_VIEW:
+        spark.sql(view.sql(schema))

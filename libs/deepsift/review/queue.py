@@ -1,0 +1,121 @@
+"""The moderation queue: the serving model's flagged verdicts, waiting for a moderator's decision.
+
+A scan that judges with the serving alias (``mlflow.alias``) puts every ``suspicious`` and
+``manipulated`` verdict of its run into ``moderation_queue`` as ``pending``, with an insert-only MERGE
+on (video, model name, model version): a video enters the queue once per model version, and a rerun
+or a second enqueue of the same run leaves every row, decided or not, as it is. A scan with another
+version (``--model @challenger``) and ``rescore`` do not enqueue: they compare versions over videos
+the serving model has already judged, and their flags would flood moderators with repeat reviews.
+
+Decisions flow back into training through the view ``review_labels``: one label per video, from its
+latest ``confirmed_fake`` or ``confirmed_real`` item of any model version (dismissed items are no
+label). ``deepsift train --labels-table <schema>.review_labels`` reads it with Spark like any labels
+table; training treats videos without a label, dismissed ones included, as authentic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from deepsift.config import Config
+from deepsift.lake.tables import MODERATION_QUEUE, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.lake.views import ViewSpec
+from deepsift.registry.mlflow_models import ModelVersionInfo
+from deepsift.verdicts.labels import Verdict
+
+
+class ReviewStatus(StrEnum):
+    """The value of ``moderation_queue.status``: pending, or a moderator's decision."""
+
+    PENDING = "pending"
+    CONFIRMED_FAKE = "confirmed_fake"
+    CONFIRMED_REAL = "confirmed_real"
+    DISMISSED = "dismissed"
+    """Not a question for this queue (say, a cartoon or an animal face): no training label."""
+
+
+DECISIONS = (ReviewStatus.CONFIRMED_FAKE, ReviewStatus.CONFIRMED_REAL, ReviewStatus.DISMISSED)
+"""What a moderator may decide; every status but ``pending``."""
+
+PRIORITY_BASE = {Verdict.MANIPULATED: 4.0, Verdict.SUSPICIOUS: 2.0}
+"""``priority`` is this base plus the video's score (a probability in [0, 1]): every manipulated item
+(4 to 5) comes before every suspicious one (2 to 3), and within a verdict the higher score first."""
+
+REVIEW_LABELS = ViewSpec(
+    name="review_labels",
+    columns="""
+        video_id STRING,
+        label INT,
+        reviewer STRING,
+        reviewed_at TIMESTAMP
+    """,
+    query=f"""
+        SELECT video_id, label, reviewer, reviewed_at
+        FROM (
+            SELECT video_id,
+                   CASE status WHEN '{ReviewStatus.CONFIRMED_FAKE}' THEN 1 ELSE 0 END AS label,
+                   reviewer,
+                   reviewed_at,
+                   row_number() OVER (
+                       PARTITION BY video_id ORDER BY reviewed_at DESC, model_version DESC, model_name DESC
+                   ) AS latest
+            FROM {{schema}}.{MODERATION_QUEUE.name}
+            WHERE status IN ('{ReviewStatus.CONFIRMED_FAKE}', '{ReviewStatus.CONFIRMED_REAL}')
+        )
+        WHERE latest = 1
+    """,
+)
+"""Moderators' decisions as training labels (1 fake, 0 real), one per video: its latest confirmed
+decision of any model version; dismissed items are no label."""
+
+
+def serves(config: Config, model: ModelVersionInfo) -> bool:
+    """Whether ``model`` held the serving alias when it was resolved: only its flags are queued."""
+    return config.mlflow.alias in model.aliases
+
+
+def ensure_review_tables(spark: SparkSession, schema: str) -> None:
+    """Create ``moderation_queue`` if missing and create or replace the ``review_labels`` view over it."""
+    ensure_tables(spark, schema, (MODERATION_QUEUE,))
+    spark.sql(REVIEW_LABELS.sql(schema))
+
+
+def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
+    """Queue every suspicious or manipulated verdict of scan run ``run_id`` as ``pending``.
+
+    Insert-only on the queue's key, so items already queued for that video and model version keep
+    their status and decision. Returns how many items were added.
+    """
+    schema = config.lake.schema_name
+    ensure_review_tables(spark, schema)
+    flagged = spark.table(VERDICTS.qualified(schema)).where(
+        (F.col("run_id") == run_id) & F.col("verdict").isin(*(str(verdict) for verdict in PRIORITY_BASE))
+    )
+    bases = F.create_map(*(F.lit(value) for verdict, base in PRIORITY_BASE.items() for value in (str(verdict), base)))
+    enqueued_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    return merge_insert_new(
+        spark,
+        schema,
+        MODERATION_QUEUE,
+        flagged.select(
+            "video_id",
+            "model_name",
+            "model_version",
+            "preprocess_version",
+            "verdict",
+            "score",
+            (bases[F.col("verdict")] + F.col("score")).alias("priority"),
+            "run_id",
+            "scan_date",
+            F.lit(enqueued_at).cast("timestamp").alias("enqueued_at"),
+            F.lit(str(ReviewStatus.PENDING)).alias("status"),
+            F.lit(None).cast("string").alias("reviewer"),
+            F.lit(None).cast("timestamp").alias("reviewed_at"),
+            F.lit(None).cast("string").alias("note"),
+        ),
+    )
+

@@ -1,0 +1,167 @@
+"""`deepsift sql-server` end to end: a real Thrift JDBC server over its own home, queried with Beeline.
+
+The server runs in a child process over a fresh home of its own (embedded Derby admits one JVM, and
+this test session's Spark holds the shared metastore), populated by a child `deepsift ingest` of three
+shared files. Beeline (from the pyspark wheel's jars) must see the counts `deepsift sql --format json`
+sees once the server has stopped, and its writes must be refused. The server is always stopped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyspark
+import pytest
+
+from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.readonly import READ_ONLY_CONF, ensure_extension_jar
+
+INGESTED = ("random_bytes.mp4", "single_frame.mp4", "h264_aac_640x360_25fps_3s.mp4")
+BY_STATUS = "SELECT probe_status, count(*) AS n FROM videos GROUP BY probe_status ORDER BY probe_status"
+READY_TIMEOUT_S = 300
+RESIDUE = re.compile(r"^(?:\d+: jdbc:hive2://\S+> ?|null)+")
+"""What Beeline's script mode leaves before a result's first line: prompts, and `null` after each statement."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _deepsift(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "deepsift.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def server_env(base_config, media_dir, yunet_model, tmp_path_factory) -> dict[str, str]:
+    """A fresh home with three ingested videos, and the environment that points deepsift at it."""
+    home = tmp_path_factory.mktemp("sql-server-home")
+    jars = base_config.cache_dir / "jars"  # the session's cached jars: no download, no second javac run
+    for jar in (*ensure_delta_jars(jars, base_config.spark.maven_repo), ensure_extension_jar(jars)):
+        (home / "cache" / "jars").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(jar, home / "cache" / "jars" / jar.name)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")} | {
+        "DEEPSIFT_HOME": str(home),
+        "DEEPSIFT_SPARK__MASTER": "local[1]",
+        "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
+        "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
+        "DEEPSIFT_FACES__YUNET_MODEL_PATH": str(yunet_model),
+        "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
+    }
+    ingested = _deepsift(env, "ingest", *(str(media_dir / "edge" / name) for name in INGESTED))
+    assert ingested.returncode == 0, ingested.stderr[-3000:]
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(server_env):
+    """`deepsift sql-server` on a free port, in its own process group; stopped (SIGTERM, then killed) after."""
+    port = _free_port()
+    log = Path(server_env["DEEPSIFT_HOME"]) / "sql-server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deepsift.cli", "sql-server", "--port", str(port)],
+            env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "ready:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+        assert "ready:" in log.read_text(), f"the server did not start (exit {process.poll()}):\n{log.read_text()[-4000:]}"
+        yield process, port, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the group this test started: the CLI and its JVM
+            process.wait()
+
+
+def _beeline(port: int, schema: str, script: Path, statements: list[str]) -> tuple[list[str], str]:
+    """Run ``statements`` as one Beeline script (``--force``: on past errors, which ``-e`` does not do);
+    return the non-empty stdout lines without Beeline's residue, and stderr."""
+    script.write_text("".join(f"{statement};\n" for statement in statements))
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    done = subprocess.run(
+        [str(spark_class), "org.apache.hive.beeline.BeeLine", "-u", f"jdbc:hive2://127.0.0.1:{port}/{schema}",
+         "--outputformat=csv2", "--silent=true", "--force=true", "-f", str(script)],
+        capture_output=True, text=True, timeout=300,
+    )
+    lines = (RESIDUE.sub("", line.strip()) for line in re.split(r"[\r\n]+", done.stdout))
+    return [line for line in lines if line], done.stderr
+
+
+def _block(lines: list[str], header: str, headers: set[str]) -> list[list[str]]:
+    """The CSV rows printed after ``header``, up to the next result's header; lines with another number
+    of fields (Beeline's progress residue) are not rows."""
+    assert header in lines, f"no result {header!r} in Beeline's output: {lines}"
+    rows = []
+    for line in lines[lines.index(header) + 1:]:
+        if line in headers:
+            break
+        if line.count(",") == header.count(","):
+            rows.append(line.split(","))
+    return rows
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port``, from /proc/net/tcp and tcp6 (Java listens on
+    an IPv6 socket, where 127.0.0.1 reads as ::ffff:127.0.0.1)."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path("/proc/net", table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) != port or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+            ip = ipaddress.ip_address(raw)
+            found.add(str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip))
+    return found
+
+
+def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
+    process, port, log = server
+    assert _listening_addresses(port) == {"127.0.0.1"}
+
+    busy = _deepsift(server_env, "sql", "SELECT 1", timeout=120)  # Derby admits one JVM: refused up front
+    assert busy.returncode == 1 and "is in use by another process" in busy.stderr
+
+    headers = {"probe_status,n", "videos_total", "namespace,tableName,isTemporary", "after_writes"}
+    lines, errors = _beeline(port, "deepsift", Path(server_env["DEEPSIFT_HOME"]) / "jdbc.sql", [
+        BY_STATUS,
+        "SELECT count(*) AS videos_total FROM videos",
+        "SHOW TABLES",
+        "DELETE FROM videos",
+        "DROP TABLE videos",
+        f"SET {READ_ONLY_CONF}=false",
+        "SELECT count(*) AS after_writes FROM videos",
+    ])
+    by_status = {status: int(n) for status, n in _block(lines, "probe_status,n", headers)}
+    total = int(_block(lines, "videos_total", headers)[0][0])
+    assert total == len(INGESTED) == sum(by_status.values()) and by_status.get("error", 0) >= 1
+    assert ["deepsift", "videos", "false"] in _block(lines, "namespace,tableName,isTemporary", headers)
+    assert int(_block(lines, "after_writes", headers)[0][0]) == total
+    for refused in ("DELETE", "DROP", f"SET {READ_ONLY_CONF}=false"):
+        assert f"The operation {refused} is not allowed on the read-only session" in errors
+
+    process.send_signal(signal.SIGTERM)  # `kill`: the CLI stops its JVM, which frees the metastore
+    assert process.wait(timeout=90) == 0
+    assert "Successfully stopped SparkContext" in log.read_text()
+    after = _deepsift(server_env, "sql", "--format", "json", BY_STATUS)
+    assert after.returncode == 0, after.stderr[-3000:]
+    assert {row["probe_status"]: row["n"] for row in json.loads(after.stdout)} == by_status
