@@ -14,7 +14,7 @@ scan: install prereqs
 	$(BIN)/deepsift demo
 
 test: install prereqs
-	bash infra/check_prereqs.sh ffmpeg
+	bash infra/check_prereqs.sh ffmpeg chromium
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
