@@ -70,14 +70,20 @@ alive() {
   [ "${state:0:1}" != Z ] && [[ "$args" == *org.apache.spark.deploy.* ]]
 }
 
-wait_for_log() {  # file, pattern, what: wait up to 60 s for a line saying the daemon is up
-  for _ in $(seq 1 120); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
+wait_for_log() {  # file, pattern, what, pid file: wait up to 60 s for a line saying the daemon is up
+  local waited=0 why
+  while ! grep -q "$2" "$1" 2>/dev/null; do
+    if ! alive "$4" || ((waited >= 120)); then
+      if alive "$4"; then why="did not start within 60 s"; else why="exited"; fi
+      # Spark's own message, without the stack frames that would bury it.
+      echo "standalone_cluster.sh: $3 $why; from its log ($1):" >&2
+      grep -v -E '^[[:space:]]+(at |\.\.\. [0-9]+ more)' "$1" | grep -A 3 -E 'ERROR|Exception' | head -n 20 >&2 ||
+        tail -n 20 "$1" >&2 || true
+      return 1
+    fi
     sleep 0.5
+    waited=$((waited + 1))
   done
-  echo "standalone_cluster.sh: $3 did not start within 60 s; its log ($1) ends with:" >&2
-  tail -n 20 "$1" >&2 || true
-  return 1
 }
 
 start() {
@@ -94,7 +100,7 @@ start() {
   "$home/bin/spark-class" org.apache.spark.deploy.master.Master \
     --host 127.0.0.1 --port "$port" --webui-port "$webui_port" >"$state_dir/master.log" 2>&1 &
   echo $! >"$state_dir/master.pid"
-  wait_for_log "$state_dir/master.log" "I have been elected leader" "the master"
+  wait_for_log "$state_dir/master.log" "I have been elected leader" "the master" "$state_dir/master.pid" || { stop; exit 1; }
   local url="spark://127.0.0.1:$port"
   for i in $(seq 1 "$workers"); do
     local host=127.0.0.1
@@ -106,7 +112,7 @@ start() {
     echo $! >"$state_dir/worker-$i.pid"
   done
   for i in $(seq 1 "$workers"); do
-    wait_for_log "$state_dir/worker-$i.log" "Successfully registered with master" "worker $i"
+    wait_for_log "$state_dir/worker-$i.log" "Successfully registered with master" "worker $i" "$state_dir/worker-$i.pid" || { stop; exit 1; }
   done
   echo "$url"
 }

@@ -78,6 +78,7 @@ def test_the_run_is_recorded_with_model_version_and_counts(spark, config, first_
     assert (run[0].status, run[0].trigger, run[0].model_version) == ("succeeded", "test", model.version)
     assert sum(run[0].counts_by_verdict.values()) == outcome.verdicts.videos
     assert set(run[0].stage_seconds) >= {"extract", "score", "verdicts"}
+    assert run[0].detect_path == ("local_gpu" if torch.cuda.is_available() else "cpu")
 
 
 def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_dir, first_scan):
