@@ -65,10 +65,10 @@ def test_the_day_folder_follows_the_layout_under_an_absolute_root(tmp_path, monk
     ("root", "layout", "message"),
     [
         (None, None, "no source root: set the Airflow variable deepsift_source_root"),
-        ("/srv/uploads", "%Y-%m", "must name the year, month and day"),
-        ("/srv/uploads", "%m-%d", "must name the year, month and day"),
-        ("/srv/uploads", "../%Y-%m-%d", "must give a relative folder"),
-        ("/srv/uploads", "/%Y-%m-%d", "must give a relative folder"),
+        ("/mnt/uploads", "%Y-%m", "must name the year, month and day"),
+        ("/mnt/uploads", "%m-%d", "must name the year, month and day"),
+        ("/mnt/uploads", "../%Y-%m-%d", "must give a relative folder"),
+        ("/mnt/uploads", "/%Y-%m-%d", "must give a relative folder"),
     ],
 )
 def test_a_missing_root_or_an_ambiguous_layout_is_refused(root, layout, message):

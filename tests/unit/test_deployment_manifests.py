@@ -652,4 +652,4 @@ def test_executor_pods_get_the_gpu_and_volumes_the_driver_uses(tmp_path):
         }
         mounts = {m["mountPath"]: claims.get(m["name"]) for m in container["volumeMounts"]}
         assert mounts[str(config.checkpoint_dir)] == "deepsift-checkpoints", container["name"]
-        assert mounts["/srv/uploads"] == "deepsift-uploads", container["name"]
+        assert mounts["/mnt/uploads"] == "deepsift-uploads", container["name"]
