@@ -95,7 +95,7 @@ def register_champion(home: Path) -> str:
     contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=128)
     registry = DetectorRegistry(config.mlflow, config.home)
     version = registry.log_and_register(
-        build_detector_network(contract.architecture).state_dict(), contract, {"auc": 0.5}, "# untrained benchmark model"
+        build_detector_network(contract.architecture).state_dict(), contract, {"auc": 0.5}, "# untrained, for timing"
     )
     registry.set_alias("champion", version.version)
     return embedded_store(home).tracking_uri
@@ -123,12 +123,13 @@ def run_scan(
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     process = subprocess.run(
-        [sys.executable, "-m", "deepsift.cli", "scan", str(folder), "--date", SCAN_DATE.isoformat(), "--trigger", "bench"],
+        [sys.executable, "-m", "deepsift.cli", "scan", str(folder), "--date", SCAN_DATE.isoformat()],
         env=env, capture_output=True, text=True, cwd=home.parent,
     )
     wall_s = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"the scan on {master} failed (exit {process.returncode}):\n{process.stdout[-3000:]}{process.stderr[-3000:]}")
+        output = process.stdout[-3000:] + process.stderr[-3000:]
+        raise SystemExit(f"the scan on {master} failed (exit {process.returncode}):\n{output}")
     (record,) = DeltaTable(str(home / "warehouse" / "deepsift.db" / "scan_runs")).to_pyarrow_table().to_pylist()
     return Run(
         master, label, cores, record["videos"], dict(record["stage_seconds"]), wall_s, load_before, os.getloadavg()[0]
@@ -197,7 +198,8 @@ def main() -> None:
         state_dir = root / "cluster"
         try:
             url = start_cluster(state_dir)
-            runs.append(run_scan(url, "standalone, 2 workers x 1 core", 2, folder, root / "home-cluster", tracking_uri, yunet))
+            label = "standalone, 2 workers x 1 core"
+            runs.append(run_scan(url, label, 2, folder, root / "home-cluster", tracking_uri, yunet))
             print(runs[-1], flush=True)
         finally:
             subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", "--state-dir", str(state_dir)], check=False)

@@ -5,7 +5,9 @@ Three ways to judge the same clips with the same model, face detector and crop s
 (a) ``deepsift scan`` on ``local[2]``, run as a subprocess over a fresh home (ingest, extract, score,
     verdicts, every Delta MERGE and the run record included). Its wall time is given whole and
     without what lies outside the scan's stages (JVM and Spark start-up, model resolution, the run
-    record, printing), using the stage seconds the scan records in ``scan_runs``.
+    record, printing), using the stage seconds the scan records in ``scan_runs``. A priming scan of
+    a short clip creates the tables first (not measured), and (a1), a scan of one more clip alone,
+    runs before (a): the two give the scan's fixed cost per run and its cost per video.
 (b) the same library functions in a plain ``ProcessPoolExecutor`` of 2 processes, one video per call:
     the ingest's hash and probe, :func:`deepsift.faces.extraction.extract_video` (sample, detect,
     crop, encode), the detect UDF's body :func:`deepsift.detect.arrow_scoring.score_crop_batches`
@@ -17,10 +19,13 @@ Three ways to judge the same clips with the same model, face detector and crop s
 
 The clips are made once with FFmpeg from the shared ``faces/`` clips (looped, scaled and padded to
 1280x720, each with its own mirror, zoom, colour, speed and start offset so that no two are alike),
-cached in ``--work``. H.264 with a keyframe every ``--gop-s`` seconds (2 s by default: HLS/DASH
-transcodes on video platforms cut segments of 2 to 6 s and put a keyframe at every segment start,
-most often every 2 s), scene-cut keyframes off, no audio. One model is registered in the fresh
-home with random weights (throughput does not depend on them) and every mode loads that version.
+cached in ``--work``: a 6 s segment is encoded and repeated by stream copy to the clip's length.
+H.264 with a keyframe every ``--gop-s`` seconds (2 s by default: HLS/DASH transcodes on video
+platforms cut segments of 2 to 6 s and put a keyframe at every segment start, most often every 2 s),
+scene-cut keyframes off, no audio. With 30 s clips that gives 15 keyframes for 32 wanted frames, too
+few for the sampler's keyframe mode: it decodes forward (``--gop-s 1`` or 60 s clips would not).
+One model is registered in the fresh home with random weights (throughput does not depend on them)
+and every mode loads that version.
 
 CPU time is counted for every process a mode starts: this script makes itself a child subreaper,
 so processes orphaned inside a mode (Spark's Python workers, the isolated decode workers) are
@@ -277,7 +282,7 @@ def scan_environment(home: Path, yunet: Path) -> dict[str, str]:
 
 
 def register_model(config: Config, arch: str, input_size: int | None) -> tuple[int, str]:
-    """Register a randomly initialised detector as ``@champion`` in ``config``'s store; return version and contract JSON."""
+    """Register a random-weight detector as ``@champion`` in ``config``'s store; return version and contract."""
     import torch
 
     from deepsift.detect.architectures import architecture_spec, build_detector_network
@@ -543,7 +548,8 @@ def report(results: dict[str, ModeResult], clips: int, seconds: float, gop_s: fl
         f"{clips} clips of {seconds:g} s, {WIDTH}x{HEIGHT} H.264 at {FPS} fps, keyframe every {gop_s:g} s; model "
         f"{model}; {WORKERS} worker processes (Spark local[{WORKERS}] or the pool), (c) one process",
         "",
-        "| mode | videos | faces | wall s | videos/hour | core-s/video | speed-up vs (c) | vs (b) wall / core per video "
+        "| mode | videos | faces | wall s | videos/hour | core-s/video | speed-up vs (c) "
+        "| vs (b) wall / core per video "
         "| load 1/5/15 min before | after |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -657,7 +663,8 @@ def main() -> None:
         else:
             results[mode] = reference_mode(clips, scan_config, version, args.reference_threads)
         usage = results[mode].usage
-        print(f"  {usage.wall_s:.1f} s wall, {usage.core_s:.1f} core-s, load {_load(usage.load_after)} after", flush=True)
+        print(f"  {usage.wall_s:.1f} s wall, {usage.core_s:.1f} core-s, load {_load(usage.load_after)} after",
+              flush=True)
     lines = report(results, len(clips), args.seconds, args.gop_s, model)
     print()
     print("\n".join(lines))

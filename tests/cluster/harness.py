@@ -64,6 +64,16 @@ class StandaloneCluster:
         """``worker-N`` -> pid, as the script recorded them."""
         return {path.stem: int(path.read_text()) for path in sorted(self.state_dir.glob("worker-*.pid"))}
 
+    def applications(self) -> dict[str, set[str]]:
+        """``worker-N`` -> ids of the applications it ran an executor for (one work folder each)."""
+        return {
+            worker: {path.name for path in (self.state_dir / worker).glob("app-*")} for worker in self.worker_pids()
+        }
+
+    def executor_logs(self, application: str) -> str:
+        """The stderr of every executor of ``application``, on every worker."""
+        return "\n".join(path.read_text() for path in sorted(self.state_dir.glob(f"worker-*/{application}/*/stderr")))
+
     def script(self, command: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["bash", str(CLUSTER_SCRIPT), command, "--state-dir", str(self.state_dir), *args],
@@ -138,7 +148,7 @@ def start_scan(
         "COLUMNS": "200",
     }
     home.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "deepsift.cli", "scan", *inputs, "--date", SCAN_DATE.isoformat(), "--trigger", "test"]
+    command = [sys.executable, "-m", "deepsift.cli", "scan", *inputs, "--date", SCAN_DATE.isoformat()]
     with (home / "scan.log").open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
     return RunningScan(home, process)

@@ -10,22 +10,20 @@ from tests.cluster.harness import TEST_TIMEOUT_S, assert_no_duplicates, assert_s
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 
 
-def _applications(cluster) -> dict[str, set[str]]:
-    """Worker -> ids of the applications it launched an executor for (its work folder holds one each)."""
-    return {worker: {path.name for path in (cluster.state_dir / worker).glob("app-*")} for worker in cluster.worker_pids()}
-
-
-def test_the_cluster_gives_the_verdicts_of_local_mode(standalone_cluster, local_scan, clips, model_store, yunet_model, tmp_path):
-    before = _applications(standalone_cluster)
+def test_the_cluster_gives_the_verdicts_of_local_mode(
+    standalone_cluster, local_scan, clips, model_store, yunet_model, tmp_path
+):
+    before = standalone_cluster.applications()
     result = scan(tmp_path / "home", standalone_cluster.url, clips, model_store, yunet_model)
     assert_succeeded(result)
 
-    new = {worker: apps - before[worker] for worker, apps in _applications(standalone_cluster).items()}
+    new = {worker: apps - before[worker] for worker, apps in standalone_cluster.applications().items()}
     assert len(new) == 2 and all(len(apps) == 1 for apps in new.values()), new
     assert len(set.union(*new.values())) == 1, f"one application on both workers: {new}"
 
     (cluster_run,), (local_run,) = result.table("scan_runs"), local_scan.table("scan_runs")
-    assert (cluster_run["model_uri"], cluster_run["model_version"]) == (local_run["model_uri"], local_run["model_version"])
+    model = ("model_uri", "model_version")
+    assert [cluster_run[key] for key in model] == [local_run[key] for key in model]
     assert cluster_run["run_id"] == local_run["run_id"]  # same date, model version and preprocess version
     assert_same_verdicts(result, local_scan, clips)
     assert_no_duplicates(result)

@@ -28,6 +28,7 @@ def test_a_speculative_copy_finishes_a_stalled_task_without_duplicates(
 ):
     faults = tmp_path / "faults"
     faults.mkdir()
+    before = set.union(*standalone_cluster.applications().values())
     result = scan(
         tmp_path / "home", standalone_cluster.url, clips, model_store, yunet_model,
         extra_conf=AGGRESSIVE_SPECULATION,
@@ -37,5 +38,7 @@ def test_a_speculative_copy_finishes_a_stalled_task_without_duplicates(
     assert_succeeded(result)
     stalled_at = (faults / "pause-extract").stat().st_mtime
     assert finished - stalled_at < STALL_S, "the scan waited for the stalled attempt: no speculative copy ran"
+    (application,) = set.union(*standalone_cluster.applications().values()) - before
+    assert "reason: another attempt succeeded" in standalone_cluster.executor_logs(application)
     assert_same_verdicts(result, local_scan, clips)
     assert_no_duplicates(result)

@@ -36,7 +36,8 @@ def test_failed_attempts_are_retried_without_duplicates(local_scan, clips, model
     faults.mkdir()
     result = scan(
         tmp_path / "home", "local[2,3]", clips, model_store, yunet_model,
-        extra_conf=AGGRESSIVE_SPECULATION, faults={"SCAN_FAULTS": "fail-extract,fail-score", "SCAN_FAULTS_DIR": str(faults)},
+        extra_conf=AGGRESSIVE_SPECULATION,
+        faults={"SCAN_FAULTS": "fail-extract,fail-score", "SCAN_FAULTS_DIR": str(faults)},
     )
     assert_succeeded(result)
     assert sorted(path.name for path in faults.iterdir()) == ["fail-extract", "fail-score"]
