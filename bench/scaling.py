@@ -1,8 +1,8 @@
 """Benchmark: how does one scan scale from one core to two, and from local mode to a standalone cluster?
 
-Makes ``--clips`` H.264 clips (FFmpeg, x264 veryfast, GOP 2 s, no audio) from the shared ``faces/``
-media in a temporary folder, each a source looped to one of ``--durations`` seconds, with a distinct
-comment tag so that no two share a content id. Registers an untrained ``mobilenetv3_small_050`` at
+Makes ``--clips`` H.264 clips (FFmpeg, x264 veryfast, GOP 50 frames, no audio) from the shared
+``faces/`` media in a temporary folder, each a source looped to one of ``--durations`` seconds, with a
+distinct comment tag so that no two share a content id. Registers an untrained ``mobilenetv3_small_050`` at
 128 px (the reference detector's architecture and size; 32 frames a video) as ``@champion`` in a
 temporary MLflow store, then runs ``deepsift scan`` of the folder, each time in a fresh home (so
 nothing is cached), on:
@@ -64,22 +64,32 @@ class Run:
 
 
 def make_clips(media: Path, folder: Path, count: int, durations: list[int]) -> list[Path]:
-    """``count`` clips cycling over the face clips and durations; unique bytes through a comment tag."""
-    sources = sorted((media / "faces").iterdir())
+    """``count`` clips cycling over the face clips and durations; unique bytes through a comment tag.
+
+    Each source is re-encoded once (looping an AVI source directly made FFmpeg spin without output);
+    the clips loop that encoding with stream copy.
+    """
+    sources = []
+    for index, source in enumerate(sorted((media / "faces").iterdir())):
+        encoded = folder / f"source{index}.mp4"
+        _ffmpeg("-i", str(source), "-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-g", "50", str(encoded))
+        sources.append((source.stem, encoded))
+    clips_dir = folder / "clips"
+    clips_dir.mkdir()
     clips = []
-    for index, (source, seconds) in enumerate(zip(itertools.cycle(sources), itertools.cycle(durations))):
+    for index, ((name, encoded), seconds) in enumerate(zip(itertools.cycle(sources), itertools.cycle(durations))):
         if index == count:
             break
-        clip = folder / f"clip{index:02d}_{source.stem}_{seconds}s.mp4"
-        subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "-1", "-i", str(source),
-             "-t", str(seconds), "-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-             "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-g", "50", "-metadata", f"comment=scaling-{index}",
-             str(clip)],
-            check=True,
-        )
+        clip = clips_dir / f"clip{index:02d}_{name}_{seconds}s.mp4"
+        _ffmpeg("-stream_loop", "-1", "-i", str(encoded), "-t", str(seconds), "-c", "copy",
+                "-metadata", f"comment=scaling-{index}", str(clip))
         clips.append(clip)
     return clips
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=600)
 
 
 def register_champion(home: Path) -> str:
@@ -184,9 +194,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="deepsift-scaling-") as scratch:
         root = Path(scratch)
-        folder = root / "clips"
-        folder.mkdir()
-        clips = make_clips(args.media, folder, args.clips, args.durations)
+        clips = make_clips(args.media, root, args.clips, args.durations)
+        folder = clips[0].parent
         total_s = sum(itertools.islice(itertools.cycle(args.durations), len(clips)))
         print(f"{len(clips)} clips, {total_s:.0f} s of video, in {folder}", flush=True)
         tracking_uri = register_champion(root / "model-store")
