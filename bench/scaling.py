@@ -39,6 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = REPO_ROOT / "infra" / "standalone_cluster.sh"
 SCAN_DATE = date(2026, 11, 25)
 SPARK_CONF = {"spark.databricks.delta.snapshotPartitions": "4"}
+STAGE_ORDER = ("ingest", "extract", "score", "verdicts")
+"""The scan's stages in the order they run; ``scan_runs.stage_seconds`` (a map) does not keep it."""
 
 
 @dataclass
@@ -166,7 +168,8 @@ def start_cluster(state_dir: Path) -> str:
 def table(runs: list[Run]) -> str:
     """The markdown table: throughput, efficiency, seconds per stage, start-up and load per run."""
     baseline = next(run for run in runs if run.cores == 1).videos_per_hour
-    stages = list(dict.fromkeys(stage for run in runs for stage in run.stage_seconds))
+    named = {stage for run in runs for stage in run.stage_seconds}
+    stages = [stage for stage in STAGE_ORDER if stage in named] + sorted(named - set(STAGE_ORDER))
     lines = [
         "| master | cores | videos | videos/hour | scaling efficiency | "
         + " | ".join(f"{stage} s" for stage in stages)
