@@ -28,6 +28,11 @@ CLIPS = (
 """Four short face clips, a faceless clip and a file that does not open."""
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``test_worker_loss`` kills one of the session cluster's two workers: it runs after every other test."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/cluster/test_worker_loss.py"))
+
+
 @pytest.fixture(scope="session")
 def standalone_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A master and two workers of one core each, the workers on loopback addresses of their own (127.0.0.2

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.cluster.harness import (
+    SCAN_TIMEOUT_S,
     TEST_TIMEOUT_S,
     alive,
     ancestors,
@@ -38,7 +39,7 @@ def test_a_worker_killed_mid_extraction_leaves_a_complete_scan(
         faults={"SCAN_FAULTS": f"pause-extract={PAUSE_S}", "SCAN_FAULTS_DIR": str(faults)},
     )
     marker = faults / "pause-extract"
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + SCAN_TIMEOUT_S
     while not (marker.exists() and marker.read_text()):
         if running.process.poll() is not None or time.monotonic() > deadline:
             running.wait(timeout_s=60)

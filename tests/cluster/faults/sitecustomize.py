@@ -6,7 +6,8 @@ Inert unless ``SCAN_FAULTS`` names faults (comma-separated) and ``SCAN_FAULTS_DI
 - ``fail-extract``: the extract stage's first attempt to open a video raises :class:`InjectedFault`;
 - ``fail-score``: the first call of the detect UDF body yields its first scored batch, then raises;
 - ``pause-extract=S``: the extract stage's first attempt to open a video writes the Python worker's
-  pid into the marker and sleeps ``S`` seconds, so that a test can kill that worker's Spark worker.
+  pid into the marker and sleeps ``S`` seconds, so that a test can kill the Spark worker it runs
+  under, or see a speculative copy of the stalled task finish first.
 
 Each fault fires exactly once across every process of a run: the first caller creates the marker
 ``SCAN_FAULTS_DIR/<fault>`` with ``O_EXCL``, and only the caller that created it misbehaves. The
