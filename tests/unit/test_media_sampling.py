@@ -93,7 +93,7 @@ def test_edge_file_gives_frames_or_a_typed_reason(
         return
     result = sample_frames(path, SAMPLING, LIMITS, rotation=probed.rotation)
     assert 1 <= len(result.frames) <= SAMPLING.frames_per_video
-    assert result.mode in ("keyframes", "forward")
+    assert result.mode in ("keyframes", "gops", "forward")
     assert result.n_packets >= len(result.frames) and result.n_decoded >= len(result.frames)
     indices = [frame.frame_index for frame in result.frames]
     times = [frame.ts_s for frame in result.frames]
@@ -133,13 +133,35 @@ def test_sparse_keyframes_are_sampled_in_one_forward_pass(sparse_gop: Path) -> N
     assert 32 < result.n_decoded <= result.n_packets == 250
 
 
-def test_keyframe_mode_returns_the_same_pixels_as_a_full_decode(dense_gop: Path) -> None:
-    every_frame = {frame.frame_index: frame for frame in _sample(dense_gop, frames=1000).frames}
+def _assert_same_pixels_as_a_full_decode(clip: Path, result: SampleResult) -> None:
+    every_frame = {frame.frame_index: frame for frame in _sample(clip, frames=1000).frames}
     assert len(every_frame) == 250
-    for frame in _sample(dense_gop).frames:
+    for frame in result.frames:
         reference = every_frame[frame.frame_index]
         assert frame.ts_s == pytest.approx(reference.ts_s)
         assert np.array_equal(frame.image, reference.image)
+
+
+def test_keyframe_mode_returns_the_same_pixels_as_a_full_decode(dense_gop: Path) -> None:
+    _assert_same_pixels_as_a_full_decode(dense_gop, _sample(dense_gop))
+
+
+@pytest.mark.parametrize("open_gop", [False, True], ids=["closed_gops", "open_gops"])
+def test_medium_keyframe_spacing_decodes_only_up_to_each_gops_last_wanted_frame(
+    open_gop: bool, tmp_path: Path
+) -> None:
+    """A keyframe every 2 s gives 5 keyframes for 8 targets: too few for keyframe mode, so only the
+    GOP prefixes holding wanted frames are decoded (B-frames reordered). Open GOPs, whose leading
+    pictures refer to the GOP before, are decoded forward instead; both give a full decode's pixels."""
+    extra = ("-bf", "3", "-x264-params", "open-gop=1") if open_gop else ("-bf", "3")
+    clip = _testsrc(tmp_path / "gop50.mp4", gop=50, extra=extra)
+    result = _sample(clip, frames=8)
+    assert len(result.frames) == 8 and result.n_packets == 250
+    if open_gop:
+        assert result.mode == "forward" and result.n_decoded < 250
+    else:
+        assert result.mode == "gops" and result.n_decoded < 200
+    _assert_same_pixels_as_a_full_decode(clip, result)
 
 
 @pytest.mark.parametrize("clip", ["dense_gop", "sparse_gop"])

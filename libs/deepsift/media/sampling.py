@@ -8,9 +8,13 @@ by frame and decodes as little as it can:
    count or duration do not matter. The packets stay in memory (up to a budget) for step 2.
 2. A decode pass over those packets. When keyframes are dense enough that most of the N evenly spread target times
    have a keyframe within half a target spacing, only those keyframes are sent to the decoder
-   (``skip_frame="NONKEY"``): mode ``"keyframes"``. Otherwise every packet is decoded in one
-   forward pass and stops after the last wanted frame: mode ``"forward"``. Either way, only the
-   frames that are kept are converted to arrays.
+   (``skip_frame="NONKEY"``): mode ``"keyframes"``. Otherwise the wanted frames are the ones nearest
+   the targets, and only the groups of pictures (GOPs) that hold one are decoded, each from its
+   keyframe up to its last wanted frame: mode ``"gops"``. A GOP-limited pass gives exactly the frames
+   a full forward decode would; where it misses one (a leading picture of an open GOP that needs the
+   GOP before), or where the stream has no timestamps or keyframe flags, every packet is decoded in one
+   forward pass up to the last wanted frame: mode ``"forward"``. Either way, only the frames that are
+   kept are converted to arrays.
 
 Frames come back as BGR ``uint8`` arrays, stretched to the display aspect ratio when pixels are not
 square and rotated upright.
@@ -25,7 +29,7 @@ import statistics
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import av
@@ -42,6 +46,7 @@ from deepsift.media.probe import clockwise_rotation, enforce_limits, first_video
 from deepsift.reasons import MediaError, Reason
 
 MODE_KEYFRAMES = "keyframes"
+MODE_GOPS = "gops"
 MODE_FORWARD = "forward"
 
 _MAX_FPS = 1000
@@ -75,7 +80,7 @@ class SampleResult:
 
     frames: list[SampledFrame]
     mode: str
-    """``"keyframes"`` or ``"forward"``."""
+    """``"keyframes"``, ``"gops"`` or ``"forward"``."""
     n_packets: int
     """Video packets demuxed by the index pass (the true length of the stream)."""
     n_decoded: int
@@ -91,6 +96,10 @@ class _Index:
     """Non-empty packets, including those marked to be discarded (edit lists)."""
     shown_pts: list[int | None]
     """Timestamps of the packets that are shown, in packet order."""
+    shown_ordinals: list[int]
+    """Packet ordinal of each entry of ``shown_pts``."""
+    open_gops: bool
+    """Some packet after a keyframe (in decode order) is shown before it: a leading picture."""
     keyframes: list[tuple[int, int | None]]
     """(packet ordinal, pts) of the shown keyframe packets."""
     time_base: Fraction
@@ -146,6 +155,10 @@ def sample_frames(
             plan = _plan(index, sampling, allow_keyframes=False)
             decoded = _Decoded(n_decoded=decoded.n_decoded, first_error=decoded.first_error)
             _decode(path, index, stream, plan, limits, rotation, decoder_threads, decoded)
+        if plan.mode == MODE_GOPS and len(decoded.frames) < plan.n_wanted:
+            plan = replace(plan, mode=MODE_FORWARD, feed=None)
+            decoded = _Decoded(n_decoded=decoded.n_decoded, first_error=decoded.first_error)
+            _decode(path, index, stream, plan, limits, rotation, decoder_threads, decoded)
     if not decoded.frames:
         detail = decoded.first_error or "the decoder returned no frame"
         raise MediaError(Reason.DECODE_ERROR, f"{detail} ({index.n_packets} packets, {decoded.n_decoded} decoded)")
@@ -186,9 +199,11 @@ def _index_packets(container: InputContainer, stream: VideoStream, limits: Decod
     cached: list[av.Packet] | None = []
     cached_bytes = 0
     shown: list[int | None] = []
+    shown_ordinals: list[int] = []
     keyframes: list[tuple[int, int | None]] = []
     n_packets = 0
-    low = high = None
+    low = high = keyframe_pts = None
+    open_gops = False
     demux_error = None
     try:
         for packet in container.demux(stream):
@@ -206,8 +221,12 @@ def _index_packets(container: InputContainer, stream: VideoStream, limits: Decod
                 continue
             pts = packet.pts
             shown.append(pts)
+            shown_ordinals.append(n_packets - 1)
             if packet.is_keyframe:
                 keyframes.append((n_packets - 1, pts))
+                keyframe_pts = pts
+            elif pts is not None and keyframe_pts is not None and pts < keyframe_pts:
+                open_gops = True
             if pts is not None:
                 low = pts if low is None else min(low, pts)
                 high = pts if high is None else max(high, pts)
@@ -223,7 +242,7 @@ def _index_packets(container: InputContainer, stream: VideoStream, limits: Decod
         raise MediaError(Reason.DECODE_ERROR, demux_error or "the video stream holds no packets")
     if fps is not None and low is None and len(shown) / fps > limits.max_duration_s:
         raise MediaError(Reason.RESOURCE_LIMIT, f"{len(shown)} frames at {fps:g} fps > max_duration_s")
-    return _Index(n_packets, shown, keyframes, time_base, fps, cached, demux_error)
+    return _Index(n_packets, shown, shown_ordinals, open_gops, keyframes, time_base, fps, cached, demux_error)
 
 
 def _plan(index: _Index, sampling: SamplingConfig, allow_keyframes: bool = True) -> _Plan:
@@ -252,7 +271,31 @@ def _plan(index: _Index, sampling: SamplingConfig, allow_keyframes: bool = True)
     plan = _Plan(MODE_FORWARD, len(positions))
     for position in positions:
         _want(plan, index, timeline, position, position)
+    plan.feed = _gops_holding(index, set(plan.by_pts))
+    if plan.feed is not None:
+        plan.mode = MODE_GOPS
     return plan
+
+
+def _gops_holding(index: _Index, wanted_pts: set[int]) -> set[int] | None:
+    """Packet ordinals from each wanted frame's keyframe up to the GOP's last wanted frame, in decode order.
+
+    References come earlier in decode order, so these packets decode every wanted frame of a closed
+    GOP. ``None`` (decode everything) when no packet is flagged as a keyframe, when the stream has open
+    GOPs (their leading pictures refer to the GOP before, and FFmpeg's decoder drops the frames that
+    follow a jump to one), or when the ranges would cover nearly every packet anyway.
+    """
+    starts = [ordinal for ordinal, _ in index.keyframes]
+    if not starts or index.open_gops:
+        return None
+    last_wanted: dict[int, int] = {}
+    for pts, ordinal in zip(index.shown_pts, index.shown_ordinals):
+        if pts in wanted_pts:
+            gop = bisect.bisect_right(starts, ordinal) - 1
+            start = starts[gop] if gop >= 0 else 0
+            last_wanted[start] = max(last_wanted.get(start, ordinal), ordinal)
+    feed = {ordinal for gop, last in last_wanted.items() for ordinal in range(gop, last + 1)}
+    return feed if len(feed) < 0.9 * index.n_packets else None
 
 
 def _keyframes_near_targets(
