@@ -17,14 +17,16 @@ depend on them) and the architecture's default contract, measures on the same fa
     bf16 autocast, ``--batch-size`` crops per pass, synchronised;
 (ii) UDF: ``score_crop_batches`` fed Arrow record batches of ``--arrow-batch`` rows (Spark's default
     ``spark.sql.execution.arrow.maxRecordsPerBatch``) with a ``FaceScorer`` on the device, scoring
-    ``--batch-size`` crops per forward pass, exactly as the scan's executors call it;
+    ``--batch-size`` crops per forward pass, exactly as the scan's executors call it: on a GPU the
+    crops of the next batches are decoded on ``crop_decode_threads`` threads meanwhile;
+(ii') the same with decoding on the task's one thread between forward passes (the UDF before the
+    decode pool, and what a CPU task does);
 
-and the two halves of (ii) apart: (ii-a) decoding the JPEG crops on one CPU thread (what the UDF
-does between forward passes) and (ii-b) ``FaceScorer.score`` on crops already decoded in host
-memory (copy to the device, normalisation, forward). Two what-if rows, not library code, show what
-decoding could reach: (w1) the same ``decode_crop`` on a pool of threads (OpenCV releases the GIL),
-(w2) nvJPEG batch decoding on the GPU (``torchvision.io.decode_jpeg``, when torchvision is there),
-and (w3) the UDF's loop with the pool decoding batches ahead while the scorer runs (faces/s end to end).
+and the two halves of (ii') apart: (ii-a) decoding the JPEG crops on one CPU thread and (ii-b)
+``FaceScorer.score`` on crops already decoded in host memory (copy to the device, normalisation,
+forward). Two rows show what decoding alone reaches: (w1) ``decode_crop`` on a pool of that many
+threads (OpenCV releases the GIL) and (w2) nvJPEG batch decoding on the GPU
+(``torchvision.io.decode_jpeg``, when torchvision is there; not used by the library).
 
 Crops are made at one size (380 px, EfficientNet-B4's); a contract that wants another size gets
 them shrunk with INTER_AREA and re-encoded at JPEG quality 95 when the file is loaded, which is how
@@ -39,7 +41,6 @@ median of ``--repeats`` timed passes after a warm-up, modes interleaved.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import time
@@ -55,9 +56,9 @@ import pyarrow.parquet as pq
 import torch
 
 from deepsift.detect.architectures import architecture_spec, build_detector_network
-from deepsift.detect.arrow_scoring import score_crop_batches
+from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.contract import PreprocessContract
-from deepsift.detect.scoring import FaceScorer
+from deepsift.detect.scoring import FaceScorer, inference_autocast, synchronize
 from deepsift.faces.crops import decode_crop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -168,16 +169,6 @@ def arrow_batches(crops: list[bytes], faces: int, rows_per_batch: int) -> list[p
     return batches
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA, as ``FaceScorer`` applies; nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def timed(operation: Callable[[], object], device: torch.device) -> Cost:
@@ -222,22 +213,6 @@ def nvjpeg_decode(crops: list[bytes], device: torch.device, batch_size: int) -> 
     return run
 
 
-def udf_with_decode_pool(
-    batches: list[pa.RecordBatch], scorer: FaceScorer, batch_size: int, pool: ThreadPoolExecutor
-) -> None:
-    """What-if (w3): the UDF's loop, with every ``batch_size`` chunk decoded on ``pool`` ahead of scoring.
-
-    Not the library's code: it shows what decoding off the forward pass's thread would give. All
-    chunks are submitted at once, so decoding runs ahead without bound; a real change would cap it.
-    """
-    chunks = []
-    for batch in batches:
-        crops = batch.column("crop").to_pylist()
-        chunks += [crops[start : start + batch_size] for start in range(0, len(crops), batch_size)]
-    for decoded in pool.map(decode_all, chunks):
-        scorer.score(decoded, batch_size=batch_size)
-
-
 def measure(arch: str, crops_path: Path, device: torch.device, args: argparse.Namespace) -> dict[str, object]:
     """Every mode for one architecture on the same faces; returns faces/s and host core-ms per face."""
     contract = architecture_spec(arch).default_contract()
@@ -258,26 +233,30 @@ def measure(arch: str, crops_path: Path, device: torch.device, args: argparse.Na
     last = faces - (n_passes - 1) * args.batch_size
 
     def bare() -> None:
-        with torch.inference_mode(), autocast(device):
+        with torch.inference_mode(), inference_autocast(device):
             for step in range(n_passes):
                 pixels = on_device[step % len(on_device)]
                 scorer.network(normalise_on_device(pixels if step < n_passes - 1 else pixels[:last], contract))
 
-    def udf() -> None:
-        for _ in score_crop_batches(iter(batches), lambda: scorer, args.batch_size):
-            pass
+    threads = args.decode_threads or crop_decode_threads(str(device))
+
+    def udf(decode_threads: int) -> Callable[[], None]:
+        def run() -> None:
+            for _ in score_crop_batches(iter(batches), lambda: scorer, args.batch_size, decode_threads):
+                pass
+
+        return run
 
     host_faces = np.stack([decoded[i % len(decoded)] for i in range(faces)])
     passes: dict[str, Callable[[], object]] = {
         "bare": bare,
-        "udf": udf,
+        "udf": udf(threads),
+        "udf_1thread": udf(1),
         "decode": lambda: decode_all(all_crops),
         "score": lambda: scorer.score(host_faces, batch_size=args.batch_size),
     }
-    threads = args.decode_threads or os.cpu_count() or 1
     pool = ThreadPoolExecutor(threads)
     passes["threads"] = lambda: list(pool.map(decode_crop, all_crops, chunksize=64))
-    passes["udf_pool"] = lambda: udf_with_decode_pool(batches, scorer, args.batch_size, pool)
     gpu_decode = nvjpeg_decode(all_crops, device, args.batch_size)
     if gpu_decode is not None:
         passes["nvjpeg"] = gpu_decode
@@ -310,25 +289,22 @@ def report(rows: list[dict[str, object]], device_name: str, args: argparse.Names
         f"device: {device_name}; batch {args.batch_size} per forward pass; Arrow batches of {args.arrow_batch} rows; "
         f"median of {args.repeats} passes after {args.warmup} warm-up; random weights",
         "",
-        "| architecture | input px | faces per pass | (i) bare faces/s | (ii) UDF faces/s | (ii)/(i) | "
-        "(ii-a) JPEG decode, 1 thread, faces/s | (ii-b) scorer on decoded crops faces/s | "
-        "(ii) host core-ms/face |",
+        "| architecture | input px | faces per pass | (i) bare faces/s | (ii) UDF faces/s (decode threads) | "
+        "(ii)/(i) | (ii') UDF, decode on its one thread | (ii')/(i) | (ii) host core-ms/face |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         rate, core = row["rate"], row["core_ms"]
         assert isinstance(rate, dict) and isinstance(core, dict)
         lines.append(
-            f"| {row['arch']} | {row['size']} | {row['faces']} | {rate['bare']:,.0f} | {rate['udf']:,.0f} | "
-            f"{100 * rate['udf'] / rate['bare']:.0f}% | {rate['decode']:,.0f} | {rate['score']:,.0f} | "
-            f"{core['udf']:.2f} |"
+            f"| {row['arch']} | {row['size']} | {row['faces']} | {rate['bare']:,.0f} | {rate['udf']:,.0f} "
+            f"({row['threads']}) | {100 * rate['udf'] / rate['bare']:.0f}% | {rate['udf_1thread']:,.0f} | "
+            f"{100 * rate['udf_1thread'] / rate['bare']:.0f}% | {core['udf']:.2f} |"
         )
     lines += [
         "",
-        "What-if decoding (bench code, not the library): (w1), (w2) JPEG crops decoded per second",
-        "",
-        "| architecture | input px | (w1) decode_crop on a thread pool | (w2) nvJPEG on the GPU, batches | "
-        "(w3) UDF loop with pooled decode ahead, faces/s (share of bare) |",
+        "| architecture | (ii-a) decode_crop, 1 thread, crops/s | (w1) decode_crop on the pool, crops/s | "
+        "(w2) nvJPEG on the GPU, crops/s | (ii-b) scorer on decoded crops, faces/s |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
@@ -336,8 +312,7 @@ def report(rows: list[dict[str, object]], device_name: str, args: argparse.Names
         assert isinstance(rate, dict)
         nvjpeg = f"{rate['nvjpeg']:,.0f}" if "nvjpeg" in rate else "n/a"
         lines.append(
-            f"| {row['arch']} | {row['size']} | {rate['threads']:,.0f} ({row['threads']} threads) | {nvjpeg} | "
-            f"{rate['udf_pool']:,.0f} ({100 * rate['udf_pool'] / rate['bare']:.0f}%) |"
+            f"| {row['arch']} | {rate['decode']:,.0f} | {rate['threads']:,.0f} | {nvjpeg} | {rate['score']:,.0f} |"
         )
     lines += ["", *(f"{row['arch']}: {row['note']}" for row in rows)]
     return lines
@@ -359,7 +334,8 @@ def run(args: argparse.Namespace) -> None:
         assert isinstance(rate, dict)
         print(
             f"{arch}: bare {rate['bare']:,.0f} faces/s, UDF {rate['udf']:,.0f} faces/s "
-            f"({100 * rate['udf'] / rate['bare']:.0f}%), decode {rate['decode']:,.0f}/s, "
+            f"({100 * rate['udf'] / rate['bare']:.0f}%), one decode thread {rate['udf_1thread']:,.0f}, "
+            f"decode {rate['decode']:,.0f}/s, "
             f"scorer {rate['score']:,.0f}/s ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
@@ -384,7 +360,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes of every mode first")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--decode-threads", type=int, help="threads of the what-if decode pool (default: cores)")
+    parser.add_argument("--decode-threads", type=int, help="decode threads of (ii) and (w1) (default: the UDF's, crop_decode_threads)")
     args = parser.parse_args()
     if args.make_crops:
         make_crops(args.make_crops, args.media, args.yunet, args.frames_per_video, args.max_mb)

@@ -25,7 +25,6 @@ subsection named after the machine (other sections and machines are left alone).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import math
 import os
@@ -47,6 +46,7 @@ from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.contract import PreprocessContract
 from deepsift.detect.preprocess import crops_to_tensor
+from deepsift.detect.scoring import inference_autocast, synchronize
 from deepsift.registry.mlflow_models import DetectorRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -126,20 +126,10 @@ def realistic_crops(count: int, size: int, rng: np.random.Generator) -> np.ndarr
     return crops
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA, as ``FaceScorer`` applies; nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def bare_pass(network: nn.Module, tensors: list[torch.Tensor], order: list[int], device: torch.device) -> None:
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), inference_autocast(device):
         for index in order:
             network(tensors[index])
     synchronize(device)

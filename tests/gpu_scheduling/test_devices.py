@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from deepsift.config import ConfigError, DetectConfig, load_config
+from deepsift.detect.arrow_scoring import crop_decode_threads
 from deepsift.detect.devices import (
     DETECT_OUTPUT_SCHEMA,
     DeviceChoice,
@@ -37,6 +38,11 @@ from deepsift.detect.scoring import FaceScorer
 )
 def test_device_follows_the_address_spark_assigned(setting, task_gpus, cuda_devices, expected):
     assert choose_device(setting, task_gpus, cuda_devices) == expected
+
+
+def test_gpu_tasks_decode_crops_on_a_pool_and_cpu_tasks_on_their_one_core() -> None:
+    assert crop_decode_threads("cpu") == 1
+    assert 1 <= crop_decode_threads("cuda:0") <= 16
 
 
 def test_a_gpu_torch_cannot_use_fails_instead_of_running_on_the_cpu():

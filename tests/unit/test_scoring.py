@@ -96,3 +96,73 @@ def test_a_network_without_a_single_logit_is_refused() -> None:
     two_logits = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 2))
     with pytest.raises(ValueError, match=r"one logit per crop.*got \(3, 2\)"):
         FaceScorer(two_logits, CONTRACT, device="cpu").score(_crops(3))
+
+
+@pytest.mark.parametrize("decode_threads", [1, 3])
+def test_detect_udf_body_scores_every_crop_in_order_whatever_the_decode_threads(
+    scorer: FaceScorer, decode_threads: int
+) -> None:
+    """Arrow batches of 5, 1 and 7 JPEG crops regroup into forward passes of 4; with a decode pool the
+    crops of later passes are decoded ahead, and the output keeps the input's order and scores."""
+    import cv2
+    import pyarrow as pa
+
+    from deepsift.detect.arrow_scoring import score_crop_batches
+
+    pixels = _crops(13, seed=3)
+    encoded = [cv2.imencode(".png", crop)[1].tobytes() for crop in pixels]  # lossless: same pixels back
+    batches, start = [], 0
+    for size in (5, 1, 7):
+        rows = range(start, start + size)
+        batches.append(pa.RecordBatch.from_pydict({
+            "video_id": [f"v{row % 2}" for row in rows],
+            "frame_index": pa.array(list(rows), pa.int32()),
+            "face_index": pa.array([0] * size, pa.int32()),
+            "crop": [encoded[row] for row in rows],
+        }))
+        start += size
+    loads = []
+
+    def load() -> FaceScorer:
+        loads.append(1)
+        return scorer
+
+    scored = list(score_crop_batches(iter(batches), load, batch_size=4, decode_threads=decode_threads))
+    assert [batch.num_rows for batch in scored] == [4, 4, 4, 1]
+    table = pa.Table.from_batches(scored)
+    assert table["frame_index"].to_pylist() == list(range(13))
+    assert table["video_id"].to_pylist() == [f"v{row % 2}" for row in range(13)]
+    np.testing.assert_allclose(table["score"].to_numpy(), scorer.score(pixels), atol=1e-6)
+    assert len(loads) == 4
+    assert list(score_crop_batches(iter([]), load, batch_size=4, decode_threads=decode_threads)) == []
+    assert len(loads) == 4
+
+
+def test_a_corrupt_crop_fails_the_batch_with_its_size_on_the_decode_pool(scorer: FaceScorer) -> None:
+    import pyarrow as pa
+
+    from deepsift.detect.arrow_scoring import score_crop_batches
+
+    batch = pa.RecordBatch.from_pydict({
+        "video_id": ["v"], "frame_index": pa.array([0], pa.int32()), "face_index": pa.array([0], pa.int32()),
+        "crop": [b"not a jpeg"],
+    })
+    with pytest.raises(ValueError, match="10 bytes are not an encoded image"):
+        list(score_crop_batches(iter([batch]), lambda: scorer, batch_size=4, decode_threads=2))
+
+
+def test_crops_of_two_sizes_in_one_batch_are_refused_with_both_sizes(scorer: FaceScorer) -> None:
+    import cv2
+    import pyarrow as pa
+
+    from deepsift.detect.arrow_scoring import score_crop_batches
+
+    small = cv2.imencode(".png", np.zeros((SIZE // 2, SIZE // 2, 3), np.uint8))[1].tobytes()
+    right = cv2.imencode(".png", np.zeros((SIZE, SIZE, 3), np.uint8))[1].tobytes()
+    batch = pa.RecordBatch.from_pydict({
+        "video_id": ["v", "v"], "frame_index": pa.array([0, 1], pa.int32()), "face_index": pa.array([0, 0], pa.int32()),
+        "crop": [right, small],
+    })
+    for threads in (1, 2):
+        with pytest.raises(ValueError, match="crop 1 of a batch is 32x32 px, but its first crop is 64x64"):
+            list(score_crop_batches(iter([batch]), lambda: scorer, batch_size=4, decode_threads=threads))

@@ -31,7 +31,7 @@ import pyarrow as pa
 import torch
 
 from deepsift.config import DetectConfig, DetectDevice
-from deepsift.detect.arrow_scoring import score_crop_batches
+from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.scoring import FaceScorer
 
 if TYPE_CHECKING:
@@ -131,7 +131,8 @@ def detect_udf(
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         choice = choose_device(setting, task_gpu_addresses(), cuda_devices())
-        for scored in score_crop_batches(batches, lambda: load_scorer(choice.device), batch_size):
+        threads = crop_decode_threads(choice.device)
+        for scored in score_crop_batches(batches, lambda: load_scorer(choice.device), batch_size, threads):
             yield scored.append_column("detect_path", pa.array([choice.path] * scored.num_rows, pa.string()))
 
     return score_partition

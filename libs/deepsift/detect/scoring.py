@@ -51,7 +51,7 @@ class FaceScorer:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         validate_crops(crops, self.contract)
         scores = np.empty(len(crops), dtype=np.float32)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), inference_autocast(self.device):
             for start in range(0, len(crops), batch_size):
                 batch = crops_to_tensor(crops[start : start + batch_size], self.contract, self.device)
                 logits = self.network(batch)
@@ -64,7 +64,15 @@ class FaceScorer:
                 scores[start : start + len(batch)] = probabilities.cpu().numpy()
         return scores
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+
+def inference_autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on CUDA (the detectors' measured rates assume it), nothing on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer around it measures the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
