@@ -4,7 +4,7 @@ attempts per task) with aggressive speculation settings. The verdicts equal a cl
 
 Spark 4.2 never launches speculative copies in local mode (``TaskSchedulerImpl`` starts its speculation
 thread only when the master is not local): the settings are on so that the run is configured as a
-deployment with speculation would be; ``test_speculation.py`` has copies really run, on the cluster.
+deployment with speculation would be; ``test_cluster_scan.py`` has copies really run, on the cluster.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
     before = spark.table(table).count()
 
     probed = _probe_files(spark, listing.uris, config.decode, ingest_date or started.date(), started)
-    probed = probed.localCheckpoint(eager=True)
+    probed = probed.checkpoint(eager=True)  # reliable: a lost executor cannot take the probe results with it
     _merge_videos(spark, table, probed)
 
     total = spark.table(table).count()
