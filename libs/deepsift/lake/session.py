@@ -90,7 +90,12 @@ def build_spark_session(config: Config) -> SparkSession:
     builder = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
     for key, value in spark_conf(config).items():
         builder = builder.config(key, value)
-    spark = builder.enableHiveSupport().getOrCreate()
+    try:
+        spark = builder.enableHiveSupport().getOrCreate()
+    except Exception as error:  # py4j raises its own type, whose text is a Java stack trace
+        if config.spark.master.startswith("spark://") and "stopped SparkContext" in str(error):
+            raise _not_a_master(config.spark.master) from None
+        raise
     spark.sparkContext.setLogLevel("WARN")
     spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {config.lake.schema_name}")
@@ -114,6 +119,17 @@ def check_master_reachable(master: str) -> None:
             f"{error}; expected a running Spark master at that address (spark.master, or DEEPSIFT_SPARK__MASTER): "
             "start one (for this machine: `bash infra/standalone_cluster.sh start`) or run locally with local[*]"
         ) from None
+
+
+def _not_a_master(master: str) -> Exception:
+    """What to say when a ``spark://`` address answered but Spark gave up registering the application."""
+    from deepsift.orchestration.submit import MasterUnreachableError
+
+    return MasterUnreachableError(
+        f"Spark master {master} accepted the connection but never registered this application (Spark gives up "
+        "after about a minute): expected a Spark standalone master at that address, not another service; check "
+        "the port (spark.master, or DEEPSIFT_SPARK__MASTER) against the master's log, or run locally with local[*]"
+    )
 
 
 def check_metastore_free(config: Config) -> None:
