@@ -46,7 +46,6 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -55,10 +54,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from device_timing import Cost, timed
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.contract import PreprocessContract
-from deepsift.detect.scoring import FaceScorer, inference_autocast, synchronize
+from deepsift.detect.scoring import FaceScorer, inference_autocast
 from deepsift.faces.crops import decode_crop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -82,14 +82,6 @@ CROPS_SCHEMA = pa.schema([
     ("face_index", pa.int32()),
     ("crop", pa.binary()),
 ])
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Median wall seconds and host core-seconds (CPU time of every thread of this process) of a pass."""
-
-    wall_s: float
-    core_s: float
 
 
 # --- making the crops (runs where the media stack and the shared media are) -----------------------
@@ -167,16 +159,6 @@ def arrow_batches(crops: list[bytes], faces: int, rows_per_batch: int) -> list[p
             schema=CROPS_SCHEMA,
         ))
     return batches
-
-
-
-
-def timed(operation: Callable[[], object], device: torch.device) -> Cost:
-    synchronize(device)
-    wall, core = time.perf_counter(), time.process_time()
-    operation()
-    synchronize(device)
-    return Cost(time.perf_counter() - wall, time.process_time() - core)
 
 
 def normalise_on_device(pixels: torch.Tensor, contract: PreprocessContract) -> torch.Tensor:

@@ -31,7 +31,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from device_timing import Cost, timed
 from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.contract import PreprocessContract
@@ -60,14 +60,6 @@ DISTINCT_BATCHES = 8
 """Timed passes cycle through at most this many distinct batches, which bounds memory on a GPU."""
 WARMUP_PASSES = {"cpu": 1, "cuda": 3}
 MODES = ("bare", "scorer", "pyfunc")
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Median wall seconds and core seconds (CPU time of every thread of this process) of one pass."""
-
-    wall_s: float
-    core_s: float
 
 
 @dataclass(frozen=True)
@@ -126,21 +118,11 @@ def realistic_crops(count: int, size: int, rng: np.random.Generator) -> np.ndarr
     return crops
 
 
-
-
 def bare_pass(network: nn.Module, tensors: list[torch.Tensor], order: list[int], device: torch.device) -> None:
     with torch.inference_mode(), inference_autocast(device):
         for index in order:
             network(tensors[index])
     synchronize(device)
-
-
-def timed(operation: Callable[[], object], device: torch.device) -> Cost:
-    synchronize(device)
-    wall, core = time.perf_counter(), time.process_time()
-    operation()
-    synchronize(device)
-    return Cost(time.perf_counter() - wall, time.process_time() - core)
 
 
 def measure(
