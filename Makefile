@@ -4,14 +4,23 @@
 # (infra/check_prereqs.sh says what is missing).
 
 PYTHON ?= python3
+# Real faces that `make scan` trains its quick starter detector on when no @champion exists.
+CORPUS ?= ../shared/faces-train
+# YuNet weights beside the checkout, used where the official download cannot be reached (its five
+# landmarks shape the starter detector's pseudo-fakes; without them training falls back to box masks).
+YUNET ?= ../shared/models/yunet_n_640_640.onnx
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: scan test install prereqs clean
+.PHONY: scan starter test install prereqs clean
 
 scan: install prereqs
-	$(BIN)/deepsift demo
+	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) \
+	$(BIN)/deepsift demo $(if $(wildcard $(CORPUS)/MANIFEST.csv),--corpus $(CORPUS))
+
+starter: install
+	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) $(BIN)/deepsift starter --corpus $(CORPUS)
 
 test: install prereqs
 	bash infra/check_prereqs.sh ffmpeg chromium

@@ -1,8 +1,9 @@
 """
 ### deepsift training
 
-Weekly (Saturdays 03:00 UTC) and on demand: trains a detector on the crops the lakehouse holds and
-registers it as the **`@challenger`** version (`jobs/train.py` through spark-submit on the
+Weekly (Saturdays 03:00 UTC) and on demand: trains a detector on the crops the lakehouse holds plus
+a corpus of real faces (the starter corpus; the `corpus` param, else the Airflow Variable
+`deepsift_training_corpus`) and registers it as the **`@challenger`** version (`jobs/train.py` through spark-submit on the
 `spark_default` connection's master). Training evaluates the new version on held-out videos and
 records those metrics with it; `@champion` does not move here (see `deepsift_promote`).
 
@@ -36,8 +37,9 @@ JOBS_DIR = Path(__file__).parent.parent / "jobs"
     tags=["deepsift", "training"],
     doc_md=__doc__,
     params={
-        "architecture": Param("mobilenetv3_small_050", type="string"),
-        "epochs": Param(3, type="integer", minimum=1),
+        "architecture": Param("efficientnet_lite0", type="string"),
+        "epochs": Param(8, type="integer", minimum=1, description="the most epochs; early stopping may end sooner"),
+        "corpus": Param(None, type=["null", "string"], description="folder of real faces with a MANIFEST.csv"),
         "input_size": Param(None, type=["null", "integer"], minimum=32),
         "max_steps": Param(None, type=["null", "integer"], minimum=1),
         "since": Param(None, type=["null", "string"], description="only videos ingested on or after (YYYY-MM-DD)"),
@@ -49,14 +51,20 @@ def deepsift_train() -> None:
     @task(multiple_outputs=True)
     def prepare_training(params: dict[str, Any]) -> dict[str, Any]:
         """spark-submit arguments, conf and environment for ``jobs/train.py``, from the config at run time."""
+        from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
         from deepsift.orchestration.submit import SubmissionError, build_submission, spark_master, train_args
 
+        corpus = params["corpus"] or Variable.get("deepsift_training_corpus", default=None)
+        if not corpus:
+            raise AirflowFailException(
+                "no corpus of real faces: set the Airflow Variable deepsift_training_corpus or the corpus param"
+            )
         try:
             args = train_args(
                 params["architecture"], params["epochs"], params["input_size"], params["max_steps"],
-                params["since"], params["until"], params["labels_table"],
+                params["since"], params["until"], params["labels_table"], corpus,
             )
             submission = build_submission(JOBS_DIR, "train", args, spark_master(SPARK_CONN_ID))
         except SubmissionError as error:

@@ -68,16 +68,25 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--date", type=date.fromisoformat, help="scan date recorded on the rows (default: today)")
     rescore.set_defaults(handler=_rescore)
 
-    train = commands.add_parser("train", help="train a detector on extracted crops and register it (@challenger)")
-    train.add_argument("--architecture", default="mobilenetv3_small_050")
-    train.add_argument("--input-size", type=int, help="crop size in pixels (default: the architecture's)")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    train = commands.add_parser(
+        "train", help="train a detector on real faces (the faces table, a corpus, or both) and register it (@challenger)"
+    )
+    _add_training(train)
+    train.add_argument("--corpus", type=Path, help="also train on a folder of real faces with a MANIFEST.csv")
+    train.add_argument("--no-platform-crops", action="store_true", help="train on the corpus alone, not the faces table")
     train.add_argument("--alias", default="challenger", help="alias the new version gets ('' for none)")
     _add_selection(train)
     train.set_defaults(handler=_train)
+
+    starter = commands.add_parser(
+        "starter", help="build the starter detector from a corpus of real faces (no Spark) and register it"
+    )
+    starter.add_argument("--corpus", type=Path, required=True, help="folder of real faces with a MANIFEST.csv")
+    starter.add_argument("--quick", action="store_true", help="the cut-down recipe make scan uses (160 px, at most 4 epochs)")
+    starter.add_argument(
+        "--alias", help="alias the new version gets (default: champion when none exists, else challenger)"
+    )
+    starter.set_defaults(handler=_starter)
 
     evaluate = commands.add_parser("evaluate", help="measure a model version on labelled videos and record it")
     evaluate.add_argument("--model", default="@challenger", help="version number or @alias")
@@ -144,10 +153,31 @@ def _parser() -> argparse.ArgumentParser:
     sql_server.add_argument("--port", type=_positive_int, default=10000, help="TCP port (default: 10000)")
     sql_server.set_defaults(handler=_sql_server)
 
-    demo = commands.add_parser("demo", help="ingest and extract the demo clips (generated on first use)")
+    demo = commands.add_parser(
+        "demo", help="the whole job on generated demo clips: ingest, a detector if none, scan, verdicts"
+    )
     demo.add_argument("--folder", type=Path, default=Path("demo"), help="where the demo clips are generated")
+    demo.add_argument(
+        "--corpus", type=Path, help="real faces to train the quick starter detector on when no champion exists"
+    )
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_training(parser: argparse.ArgumentParser) -> None:
+    """Training flags; those left out take ``TrainingSettings``' defaults, the starter recipe."""
+    parser.add_argument("--architecture", default="efficientnet_lite0")
+    parser.add_argument("--input-size", type=int, help="crop size in pixels (default: the architecture's)")
+    parser.add_argument("--epochs", type=int, help="the most epochs; early stopping may end sooner")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    parser.add_argument(
+        "--init", choices=("imagenet", "random"), default="imagenet", help="start from ImageNet weights or random ones"
+    )
+    parser.add_argument(
+        "--mask", choices=("landmarks", "box"), default="landmarks", help="pseudo-fake blend region (box: the ablation)"
+    )
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -196,23 +226,60 @@ def _train(args: argparse.Namespace, config: Config) -> int:
         architecture=args.architecture,
         input_size=args.input_size,
         settings=TrainingSettings(
-            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, max_steps=args.max_steps
+            **{
+                name: value
+                for name, value in (
+                    ("epochs", args.epochs), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate)
+                )
+                if value is not None
+            },
+            max_steps=args.max_steps,
+            pretrained=args.init == "imagenet",
+            mask=args.mask,
         ),
         selection=_selection(args),
+        corpus=args.corpus,
+        platform_crops=not args.no_platform_crops,
         alias=args.alias or None,
     )
-    spark = _session(config)
+    spark = None if args.no_platform_crops else _session(config)
     with console.status("training"):
         outcome = train_and_register(spark, config, request)
+    _print_training(outcome)
+    return 0
+
+
+def _starter(args: argparse.Namespace, config: Config) -> int:
+    from dataclasses import replace
+
+    from deepsift.registry.errors import ModelNotFoundError
+    from deepsift.stages.train import QUICK_STARTER_DETECTOR, STARTER_DETECTOR, train_and_register
+
+    alias = args.alias
+    if alias is None:
+        try:
+            _registry(config).resolve(config.mlflow.alias)
+            alias = "challenger"
+        except ModelNotFoundError:
+            alias = config.mlflow.alias
+    request = replace(QUICK_STARTER_DETECTOR if args.quick else STARTER_DETECTOR, corpus=args.corpus, alias=alias)
+    with console.status(f"training the {'quick ' if args.quick else ''}starter detector on {args.corpus}"):
+        outcome = train_and_register(None, config, request)
+    _print_training(outcome)
+    return 0
+
+
+def _print_training(outcome) -> None:
     table = Table(title=f"trained {outcome.version.model_uri}", show_header=False)
     table.add_row("aliases", ", ".join(outcome.version.aliases) or "-")
-    table.add_row("videos (train / held out)", f"{outcome.n_train_videos} / {outcome.n_validation_videos}")
-    table.add_row("crops", str(outcome.n_crops))
-    for name in ("auc", "ap", "eer", "ece"):
+    table.add_row("people or videos (train / held out)", f"{outcome.n_train_groups} / {outcome.n_validation_groups}")
+    table.add_row("face crops", str(outcome.n_crops))
+    for name in ("auc", "ap", "eer", "fpr_suspicious", "fpr_manipulated"):
         table.add_row(f"held-out {name}", f"{outcome.report.metrics[name]:.4f}")
+    thresholds = outcome.report.thresholds
+    table.add_row("thresholds", f"suspicious {thresholds.suspicious:.4f}, manipulated {thresholds.manipulated:.4f}")
     table.add_row("seconds", f"{outcome.seconds:.1f}")
     console.print(table)
-    return 0
 
 
 def _evaluate(args: argparse.Namespace, config: Config) -> int:
@@ -326,10 +393,11 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
     spark = _session(config)
     _run_ingest(spark, config, [str(args.folder)], None)
     authentic = DataSelection(uri_prefix=to_uri(str(args.folder / "authentic")))
-    with console.status(f"resolving @{config.mlflow.alias} (training the reference detector if there is none)"):
-        champion, trained = ensure_champion(spark, config, authentic)
+    kind = "the quick starter detector" if args.corpus else "the reference placeholder detector"
+    with console.status(f"resolving @{config.mlflow.alias} (training {kind} if there is none)"):
+        champion, trained = ensure_champion(spark, config, args.corpus, authentic)
     if trained:
-        console.print(f"trained the reference detector {champion.model_uri} in {trained.seconds:.0f} s")
+        console.print(f"trained {kind} {champion.model_uri} in {trained.seconds:.0f} s")
     with spark_progress(spark, "scan"):
         outcome = run_scan(spark, config, ScanRequest(scan_date=_today(), trigger="demo"))
     _print_scan(spark, config, outcome)
@@ -515,6 +583,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can fix from the message alone; imported late to keep ``--help`` fast."""
     from deepsift.lake.jars import JarDownloadError
     from deepsift.detect.architectures import UnknownArchitectureError
+    from deepsift.detect.corpus import CorpusError
+    from deepsift.detect.pretrained import PretrainedWeightsError
+    from deepsift.detect.quality import LabelsFileError
+    from deepsift.detect.training import TrainingDataError
     from deepsift.orchestration.submit import MasterUnreachableError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
     from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
@@ -530,7 +602,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         AnalystError, SqlServerError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
         ContractMismatchError, ReviewFileError, ReportPathError,
         JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
-        MasterUnreachableError,
+        MasterUnreachableError, TrainingDataError, CorpusError, PretrainedWeightsError, LabelsFileError,
     )
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ def test_training_arguments_are_validated_and_always_alias_challenger():
         "--architecture", "efficientnet_b0", "--epochs", "2", "--alias", "challenger",
         "--input-size", "128", "--since", "2026-11-01", "--labels-table", "deepsift.labels",
     ]
+    assert train_args("efficientnet_lite0", 8, corpus="corpora/faces-train")[-2:] == ["--corpus", "corpora/faces-train"]
     bad = [
         ({"architecture": "x; rm -rf /", "epochs": 1}, "is not a name"),
         ({"architecture": "b0", "epochs": 0}, "epochs must be a positive integer"),

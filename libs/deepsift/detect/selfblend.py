@@ -6,14 +6,20 @@ detector the artefacts every face swap leaves (a blending boundary, colour and s
 between an inner face region and its surroundings) from real faces alone.
 
 Sides: the *target* is the crop itself, untouched; the *source* is the copy that gets the colour,
-sharpness and geometric jitter. So ``blended == crop`` exactly wherever the returned mask is 0,
-which is everywhere outside the face region, including a border band of the crop.
+sharpness, resolution, compression and geometric jitter. So ``blended == crop`` exactly wherever the
+returned mask is 0, which is everywhere outside the face region, including a border band of the crop.
+
+The blended region follows the face: with YuNet's five landmarks it is a hull fitted to the whole
+inner face (brows to chin, cheek to cheek) as a face swap replaces it; without them it is an ellipse
+inside the face box. ``docs/architecture.md`` says why five points and not a face mesh.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from deepsift.faces.detector import Landmarks
 
 FaceBox = tuple[float, float, float, float]
 """(x0, y0, x1, y1) in crop pixels."""
@@ -24,15 +30,30 @@ BORDER_FRACTION = 0.05
 """The mask is 0 on this share of each side of the crop, so the blend never touches the crop edge."""
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 """The strength of the blend, as in the paper: full blends are the most common."""
+FACE_HULL_TEMPLATE = np.array(
+    [
+        (-1.0, -0.35), (-0.55, -0.6), (0.0, -0.65), (0.55, -0.6), (1.0, -0.35),
+        (1.05, 0.3), (0.9, 0.95), (0.5, 1.45), (0.0, 1.65), (-0.5, 1.45), (-0.9, 0.95), (-1.05, 0.3),
+    ],
+    dtype=np.float32,
+)
+"""The inner-face outline in a frame fitted to the five landmarks: x in eye distances from the eyes'
+midpoint along the eye line, y in eye-to-mouth distances down the face. Brows sit about 0.6 above the
+eyes, the cheeks one eye distance out, the chin 1.65 below; measured on the frontal stills of the
+training corpus, then jittered per sample so the detector never learns one fixed shape."""
 
 
 def self_blend(
-    crop_bgr: np.ndarray, rng: np.random.Generator, face_box: FaceBox | None = None
+    crop_bgr: np.ndarray,
+    rng: np.random.Generator,
+    face_box: FaceBox | None = None,
+    landmarks: Landmarks | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend a jittered copy of ``crop_bgr`` into its face region; return (blended uint8, mask float32).
 
-    ``mask`` (H x W, in [0, 1]) is the weight actually used: ``blended = mask * source + (1 - mask)
-    * crop``, rounded. The same ``rng`` state gives the same result.
+    ``landmarks`` (five points in crop pixels) shape the region when given; else ``face_box`` (or a
+    default box). ``mask`` (H x W, in [0, 1]) is the weight actually used: ``blended = mask * source +
+    (1 - mask) * crop``, rounded. The same ``rng`` state gives the same result.
 
     >>> crop = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     >>> blended, mask = self_blend(crop, np.random.default_rng(1))
@@ -42,14 +63,58 @@ def self_blend(
     if crop_bgr.dtype != np.uint8 or crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
         raise ValueError(f"expected a uint8 H x W x 3 BGR crop, got {crop_bgr.dtype} {crop_bgr.shape}")
     height, width = crop_bgr.shape[:2]
-    box = _inner_box(face_box, height, width)
-    source = _jitter_geometry(_jitter_sharpness(_jitter_colour(crop_bgr, rng), rng), rng)
-    mask = _blend_mask(height, width, box, rng) * rng.choice(BLEND_RATIOS)
+    if landmarks is not None:
+        hull = _landmark_hull(np.asarray(landmarks, dtype=np.float32), rng)
+    else:
+        hull = _ellipse_hull(_inner_box(face_box, height, width), rng)
+    source = _jitter_colour(crop_bgr, rng)
+    source = _jitter_sharpness(source, rng)
+    source = _jitter_resolution(source, rng)
+    source = _jitter_geometry(source, rng)
+    mask = _blend_mask(height, width, hull, rng) * rng.choice(BLEND_RATIOS)
     weight = mask[..., None]
     blended = weight * source.astype(np.float32) + (1.0 - weight) * crop_bgr.astype(np.float32)
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8), mask.astype(np.float32)
 
 
+def recode_face_region(
+    crop_bgr: np.ndarray,
+    rng: np.random.Generator,
+    face_box: FaceBox | None = None,
+    landmarks: Landmarks | None = None,
+) -> np.ndarray:
+    """The crop with only its face region re-coded (blurred, resampled or JPEG'd), colour and shape kept.
+
+    Video coders spend bits on a moving face unlike on a still background, so real talking heads show
+    exactly such a quality step around the face. Applied to real faces (and so to their pseudo-fakes),
+    it teaches a detector that a quality step alone is no evidence: the colour, shape and boundary of
+    a blend are.
+    """
+    height, width = crop_bgr.shape[:2]
+    if landmarks is not None:
+        hull = _landmark_hull(np.asarray(landmarks, dtype=np.float32), rng)
+    else:
+        hull = _ellipse_hull(_inner_box(face_box, height, width), rng)
+    recoded = _jitter_resolution(crop_bgr, rng, always=True)
+    if rng.random() < 0.5:
+        recoded = cv2.GaussianBlur(recoded, (0, 0), rng.uniform(0.4, 1.0))
+    weight = _blend_mask(height, width, hull, rng)[..., None]
+    mixed = weight * recoded.astype(np.float32) + (1.0 - weight) * crop_bgr.astype(np.float32)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _landmark_hull(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The face outline fitted to five landmarks, each template point jittered, as polygon vertices."""
+    if points.shape != (5, 2) or not np.isfinite(points).all():
+        raise ValueError(f"expected five (x, y) landmarks, got an array of shape {points.shape}")
+    eyes = (points[0] + points[1]) / 2
+    across = points[1] - points[0]
+    down = (points[3] + points[4]) / 2 - eyes
+    if np.linalg.norm(across) < 2 or np.linalg.norm(down) < 2:
+        raise ValueError("landmarks too close together to outline a face")
+    template = FACE_HULL_TEMPLATE * rng.uniform(0.85, 1.1, size=2)
+    template = template + rng.normal(0.0, 0.06, size=template.shape)
+    return (eyes + template[:, :1] * across + template[:, 1:] * down).astype(np.float32)
 def _inner_box(face_box: FaceBox | None, height: int, width: int) -> FaceBox:
     """The face box, or the default one, clipped to the crop minus its border band."""
     if face_box is None:
@@ -89,6 +154,22 @@ def _jitter_sharpness(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return cv2.addWeighted(image, 1 + amount, blurred, -amount, 0)
 
 
+def _jitter_resolution(image: np.ndarray, rng: np.random.Generator, always: bool = False) -> np.ndarray:
+    """Half the time (or ``always``), lose detail as a swapped face does: shrink and enlarge back, or
+    JPEG-compress."""
+    choice = rng.random() / 2 if always else rng.random()
+    if choice < 0.25:
+        height, width = image.shape[:2]
+        factor = rng.uniform(0.5, 0.9)
+        small = cv2.resize(image, (max(2, round(width * factor)), max(2, round(height * factor))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    if choice < 0.5:
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
+        if ok:
+            return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    return image
+
+
 def _jitter_geometry(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Scale by up to 5 % and shift by up to 3 % of the side, about the crop centre."""
     height, width = image.shape[:2]
@@ -99,12 +180,8 @@ def _jitter_geometry(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REFLECT_101)
 
 
-def _blend_mask(height: int, width: int, box: FaceBox, rng: np.random.Generator) -> np.ndarray:
-    """A soft, irregular region around the face centre, zero on the crop's border band.
-
-    The convex hull of points on a jittered, rotated ellipse, elastically deformed, randomly eroded
-    or dilated, with gaussian-blurred edges.
-    """
+def _ellipse_hull(box: FaceBox, rng: np.random.Generator) -> np.ndarray:
+    """Points on a jittered, rotated ellipse around the face box's centre."""
     x0, y0, x1, y1 = box
     centre_x = (x0 + x1) / 2 + rng.uniform(-0.05, 0.05) * (x1 - x0)
     centre_y = (y0 + y1) / 2 + rng.uniform(-0.05, 0.05) * (y1 - y0)
@@ -115,20 +192,24 @@ def _blend_mask(height: int, width: int, box: FaceBox, rng: np.random.Generator)
     tilt = rng.uniform(-0.2, 0.2)
     xs = radius_x * radial * np.cos(angles)
     ys = radius_y * radial * np.sin(angles)
-    points = np.stack(
-        [
-            centre_x + xs * np.cos(tilt) - ys * np.sin(tilt),
-            centre_y + xs * np.sin(tilt) + ys * np.cos(tilt),
-        ],
-        axis=1,
-    )
+    return np.stack(
+        [centre_x + xs * np.cos(tilt) - ys * np.sin(tilt), centre_y + xs * np.sin(tilt) + ys * np.cos(tilt)], axis=1
+    ).astype(np.float32)
+
+
+def _blend_mask(height: int, width: int, hull: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft, irregular region from the convex hull of ``hull``, zero on the crop's border band.
+
+    The hull is elastically deformed, randomly eroded or dilated, and feathered with a gaussian blur.
+    """
     hard = np.zeros((height, width), np.uint8)
-    cv2.fillConvexPoly(hard, cv2.convexHull(np.rint(points).astype(np.int32)), 255)
+    cv2.fillConvexPoly(hard, cv2.convexHull(np.rint(hull).astype(np.int32)), 255)
     hard = _elastic(hard, rng)
     kernel_size = int(rng.integers(1, max(2, min(height, width) // 24) + 1)) * 2 + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
     hard = cv2.erode(hard, kernel) if rng.random() < 0.5 else cv2.dilate(hard, kernel)
     soft = cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), rng.uniform(1.0, 3.0) * min(height, width) / 64)
+    soft /= max(float(soft.max()), 1e-6)  # feathering lowers only the edge: the face itself stays at full weight
     border_x, border_y = _border(width), _border(height)
     inside = np.zeros_like(soft)
     inside[border_y : height - border_y, border_x : width - border_x] = 1.0

@@ -11,7 +11,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from deepsift.faces.detector import FaceBox
+from deepsift.faces.detector import FaceBox, FaceDetector, Landmarks
 
 
 def square_crop_box(box: FaceBox, margin: float, image_w: int, image_h: int) -> tuple[int, int, int, int]:
@@ -54,6 +54,35 @@ def crop_face(image_bgr: np.ndarray, box: FaceBox, margin: float, size: int) -> 
         return region.copy()
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(region, (size, size), interpolation=interpolation)
+
+
+def crop_landmarks(box: FaceBox, margin: float, size: int, image_w: int, image_h: int) -> Landmarks | None:
+    """``box``'s landmarks in the pixels of its ``size`` crop (see :func:`crop_face`), or None."""
+    if box.landmarks is None:
+        return None
+    x0, y0, x1, _ = square_crop_box(box, margin, image_w, image_h)
+    scale = size / (x1 - x0)
+    return tuple(((x - x0) * scale, (y - y0) * scale) for x, y in box.landmarks)
+
+
+CROP_PAD_FRACTION = 0.25
+"""Detecting inside a crop, the crop is padded by this share a side: detectors miss faces that fill the frame."""
+
+
+def find_landmarks_in_crop(detector: FaceDetector, crop: np.ndarray) -> Landmarks | None:
+    """The landmarks of the face a crop was cut around (the one nearest its centre), or None.
+
+    Crops cached in the ``faces`` table keep no landmarks; training finds them again this way.
+    """
+    pad = round(crop.shape[0] * CROP_PAD_FRACTION)
+    padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    faces = [face for face in detector.detect(padded) if face.landmarks is not None]
+    if not faces:
+        return None
+    centre = padded.shape[1] / 2, padded.shape[0] / 2
+    nearest = min(faces, key=lambda f: (f.x + f.w / 2 - centre[0]) ** 2 + (f.y + f.h / 2 - centre[1]) ** 2)
+    assert nearest.landmarks is not None
+    return tuple((x - pad, y - pad) for x, y in nearest.landmarks)
 
 
 def encode_crop(crop: np.ndarray, image_format: Literal["jpeg", "png"], jpeg_quality: int) -> bytes:

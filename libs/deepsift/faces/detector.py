@@ -39,15 +39,25 @@ cityscapes and cartoons stay below 4.4, which maps to 0.8, the default ``faces.s
 """
 
 
+Landmarks = tuple[tuple[float, float], ...]
+"""Five (x, y) points: right eye, left eye, nose tip, right and left mouth corner (the subject's sides)."""
+RawFace = tuple[float, float, float, float, float, Landmarks | None]
+"""``(x, y, w, h, score, landmarks)`` as a detector finds it, before scaling and filtering."""
+
+
 @dataclass(frozen=True)
 class FaceBox:
-    """A detected face: top-left corner, size and confidence in (0, 1), in source-frame pixels."""
+    """A detected face: top-left corner, size and confidence in (0, 1), in source-frame pixels.
+
+    ``landmarks`` are YuNet's five points in the same pixels, or None where the detector has none.
+    """
 
     x: float
     y: float
     w: float
     h: float
     score: float
+    landmarks: Landmarks | None = None
 
 
 class FaceDetector(ABC):
@@ -98,20 +108,21 @@ class FaceDetector(ABC):
         scale_x = width / small.shape[1]
         scale_y = height / small.shape[0]
         boxes = []
-        for x, y, w, h, score in found:
+        for x, y, w, h, score, landmarks in found:
             x0 = min(max(x * scale_x, 0.0), width)
             y0 = min(max(y * scale_y, 0.0), height)
             x1 = min(max((x + w) * scale_x, 0.0), width)
             y1 = min(max((y + h) * scale_y, 0.0), height)
             if score < self.score_threshold or min(x1 - x0, y1 - y0) < self.min_face_px:
                 continue
-            boxes.append(FaceBox(x0, y0, x1 - x0, y1 - y0, float(score)))
+            points = None if landmarks is None else tuple((px * scale_x, py * scale_y) for px, py in landmarks)
+            boxes.append(FaceBox(x0, y0, x1 - x0, y1 - y0, float(score), points))
         boxes.sort(key=lambda box: box.score, reverse=True)
         return boxes[: self.max_faces]
 
     @abstractmethod
-    def _detect_scaled(self, image_bgr: np.ndarray) -> list[tuple[float, float, float, float, float]]:
-        """Raw ``(x, y, w, h, score)`` candidates in the coordinates of the (shrunk) image given."""
+    def _detect_scaled(self, image_bgr: np.ndarray) -> list[RawFace]:
+        """Raw candidates in the coordinates of the (shrunk) image given."""
 
 
 class YuNetDetector(FaceDetector):
@@ -144,7 +155,7 @@ class YuNetDetector(FaceDetector):
         except cv2.error as error:
             raise ValueError(f"{weights} is not a YuNet ONNX model OpenCV can load: {error}") from None
 
-    def _detect_scaled(self, image_bgr: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    def _detect_scaled(self, image_bgr: np.ndarray) -> list[RawFace]:
         size = (image_bgr.shape[1], image_bgr.shape[0])
         if size != self._input_size:
             self._net.setInputSize(size)
@@ -153,7 +164,13 @@ class YuNetDetector(FaceDetector):
         if faces is None:
             return []
         # Each row: x, y, w, h, five landmark (x, y) pairs, score.
-        return [(float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[14])) for f in faces]
+        return [
+            (
+                float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[14]),
+                tuple((float(f[4 + 2 * i]), float(f[5 + 2 * i])) for i in range(5)),
+            )
+            for f in faces
+        ]
 
 
 class HaarDetector(FaceDetector):
@@ -185,7 +202,7 @@ class HaarDetector(FaceDetector):
         if self._cascade.empty():
             raise RuntimeError(f"OpenCV could not load its bundled Haar cascade {cascade_path}")
 
-    def _detect_scaled(self, image_bgr: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    def _detect_scaled(self, image_bgr: np.ndarray) -> list[RawFace]:
         gray = cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
         # No minSize: the cascade's 24 px window is already the smallest face it can see, and
         # min_face_px is applied in source pixels by the caller.
@@ -196,7 +213,7 @@ class HaarDetector(FaceDetector):
             outputRejectLevels=True,
         )
         return [
-            (float(x), float(y), float(w), float(h), _squash(float(weight)))
+            (float(x), float(y), float(w), float(h), _squash(float(weight)), None)
             for (x, y, w, h), weight in zip(np.reshape(rects, (-1, 4)), np.ravel(weights), strict=True)
         ]
 

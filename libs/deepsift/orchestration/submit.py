@@ -133,8 +133,11 @@ def train_args(
     since: str | None = None,
     until: str | None = None,
     labels_table: str | None = None,
+    corpus: str | None = None,
 ) -> list[str]:
-    """``jobs/train.py`` arguments; the new version gets the ``@challenger`` alias."""
+    """``jobs/train.py`` arguments; the new version gets the ``@challenger`` alias.
+
+    ``corpus`` adds a folder of real faces to the platform's crops (``--corpus``)."""
     if not IDENTIFIER_PATTERN.fullmatch(architecture):
         raise SubmissionError(f"architecture {architecture!r} is not a name")
     args = ["--architecture", architecture, "--epochs", str(_positive("epochs", epochs)), "--alias", "challenger"]
@@ -149,6 +152,8 @@ def train_args(
         if not IDENTIFIER_PATTERN.fullmatch(labels_table):
             raise SubmissionError(f"labels_table {labels_table!r} is not a table name (schema.table)")
         args += ["--labels-table", labels_table]
+    if corpus:
+        args += ["--corpus", corpus]
     return args
 
 

