@@ -22,6 +22,7 @@ side, ready for ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def main() -> None:
     if args.names and len(args.names) != len(args.models):
         parser.error("--names needs one name per model")
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     config = load_config(args.config)
     registry = DetectorRegistry(config.mlflow, config.home)
     clips = read_labels_csv(args.labels)

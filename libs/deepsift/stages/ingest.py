@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from deepsift.config import Config, DecodeLimits
 from deepsift.lake.tables import VIDEOS, ensure_tables
 from deepsift.media.isolation import shared_worker
-from deepsift.media.probe import ProbeResult, content_id, probe
+from deepsift.media.probe import ProbeResult, content_id
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.reasons import MediaError, Reason
 
