@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 import pytest
+from pyspark.errors import AnalysisException
 import torch
 import yaml
 from delta.tables import DeltaTable
@@ -227,30 +228,44 @@ def test_every_kind_of_write_is_refused_naming_it_and_nothing_changes(spark, bas
 def test_a_dataframe_write_from_a_read_only_session_is_refused_too(spark, scratch):
     before = _state(spark, scratch)
     session = read_only_session(spark, scratch)
-    with pytest.raises(Exception, match="The operation INSERT is not allowed on the read-only session"):
+    with pytest.raises(AnalysisException, match="The operation INSERT is not allowed on the read-only session"):
         session.table("notes").write.format("delta").mode("append").saveAsTable(f"{scratch}.notes")
     assert _state(spark, scratch) == before
 
 
 @pytest.mark.parametrize(
-    "statement",
+    ("statement", "columns", "first_row"),
     [
-        "SELECT count(*) FROM notes",
-        "WITH n AS (SELECT id FROM notes) SELECT max(id) FROM n",
-        "VALUES (1, 'a')",
-        "SHOW TABLES",
-        "DESCRIBE notes",
-        "DESCRIBE HISTORY notes",
-        "EXPLAIN SELECT * FROM notes_view",
-        "USE default",
-        "SET spark.sql.shuffle.partitions=3",
-        "SET",
-        f"SET {READ_ONLY_CONF}=true",
-        "RESET spark.sql.shuffle.partitions",
+        ("SELECT count(*) FROM notes", ["count(1)"], (2,)),
+        ("WITH n AS (SELECT id FROM notes) SELECT max(id) FROM n", ["max(id)"], (2,)),
+        ("VALUES (1, 'a')", ["col1", "col2"], (1, "a")),
+        ("SHOW TABLES", ["namespace", "tableName", "isTemporary"], None),
+        ("DESCRIBE notes", ["col_name", "data_type", "comment"], ("id", "int", None)),
+        ("DESCRIBE HISTORY notes", None, None),
+        ("EXPLAIN SELECT * FROM notes_view", ["plan"], None),
+        ("USE default", [], None),
+        ("SET spark.sql.shuffle.partitions=3", ["key", "value"], ("spark.sql.shuffle.partitions", "3")),
+        ("SET", ["key", "value"], None),
+        (f"SET {READ_ONLY_CONF}=true", ["key", "value"], (READ_ONLY_CONF, "true")),
+        ("RESET spark.sql.shuffle.partitions", [], None),
     ],
 )
-def test_queries_and_session_statements_run(spark, scratch, statement):
-    analyst.run_statement(spark, scratch, statement)
+def test_queries_and_session_statements_run(spark, scratch, statement, columns, first_row):
+    result = analyst.run_statement(spark, scratch, statement)
+    if statement == "SHOW TABLES":
+        assert sorted(row[1] for row in result.rows) == ["notes", "notes_view"]
+    if statement == "DESCRIBE HISTORY notes":
+        columns = result.columns
+        assert {"version", "operation"} <= set(columns) and result.rows[0][columns.index("operation")] == "WRITE"
+    if statement.startswith("EXPLAIN"):
+        assert "FileScan" in result.rows[0][0] and "notes" in result.rows[0][0]
+    if statement == "SET":
+        assert ("spark.app.name", "deepsift") in result.rows
+    assert result.columns == columns
+    if first_row is not None:
+        assert result.rows[0] == first_row
+    if columns == []:
+        assert result.rows == []
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
 import numpy as np
 import pytest
 import timm
@@ -127,7 +128,7 @@ def test_a_version_scores_identically_everywhere(
     predicted = pyfunc.predict(crops)
     assert predicted.dtype == np.float32
     np.testing.assert_array_equal(predicted, expected)
-    with pytest.raises(Exception, match="uint8|dtype"):
+    with pytest.raises(MlflowException, match=r"(?s)^Failed to enforce schema.*(uint8|dtype)"):
         pyfunc.predict(crops.astype(np.float32))
 
 
