@@ -59,8 +59,8 @@ class CorpusFaces:
     samples: list[FaceSample] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     files_used: int = 0
-    licences: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """source -> (licence, attribution text), for the sources that contributed faces."""
+    licences: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    """source -> (licence, its distinct attribution texts), for the sources that contributed faces."""
 
     @property
     def identities(self) -> int:
@@ -119,7 +119,9 @@ def load_corpus(
             continue
         corpus.samples.extend(samples)
         corpus.files_used += 1
-        corpus.licences.setdefault(entry.source, (entry.license, entry.attribution))
+        attributions = corpus.licences.setdefault(entry.source, (entry.license, []))[1]
+        if entry.attribution not in attributions:
+            attributions.append(entry.attribution)
     return corpus
 
 

@@ -319,7 +319,7 @@ def model_card(
         f"# {contract.architecture} at {contract.input_size} px",
         "",
         f"Trained by deepsift from {init}, on real faces and their self-blended pseudo-fakes "
-        f"({settings.mask} masks), seed {settings.seed}.",
+        f"({settings.mask.removesuffix('s')} masks), seed {settings.seed}.",
         "",
         "## Data",
     ]
@@ -329,11 +329,11 @@ def model_card(
         lines += [
             f"- Corpus `{data.corpus_path}`: {len(corpus.samples)} faces of {corpus.identities} people from "
             f"{corpus.files_used} files (skipped: {skipped}). Sources and the attribution each requires:",
-            *(f"  - **{source}** ({licence}): {attribution}" for source, (licence, attribution) in sorted(corpus.licences.items())),
+            *(_attribution_line(source, licence, texts) for source, (licence, texts) in sorted(corpus.licences.items())),
         ]
         caveats = corpus_caveats(data.corpus_path) if data.corpus_path else None
         if caveats:
-            lines += ["", "Licence and coverage caveats of the corpus, as its publisher states them:", "", f"> {caveats}"]
+            lines += ["", "Licence and coverage caveats of the corpus, as its publisher states them:", "", f"> {caveats}", ""]
     if data.platform_videos:
         lines.append(
             f"- The platform's own crops: {data.platform_videos} videos from the `faces` table (Delta version "
@@ -367,6 +367,13 @@ def model_card(
         "rates only on uploads that look alike; recalibrate on the platform's own real videos.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _attribution_line(source: str, licence: str, texts: list[str]) -> str:
+    """One model-card line per source: its attribution, or every file's own where they differ."""
+    if len(texts) == 1:
+        return f"  - **{source}** ({licence}): {texts[0]}"
+    return f"  - **{source}** ({licence}), {len(texts)} files, each with its own attribution: " + "; ".join(texts)
 
 
 def evaluate_version(
