@@ -187,10 +187,10 @@ def gather_training_data(
     if request.corpus is None and not request.platform_crops:
         raise TrainingDataError("no training source: give a corpus folder, the faces table, or both")
     model_config = config_for_contract(config, contract)
+    detector = build_face_detector(model_config.faces, config.home / "cache")
     samples: list[FaceSample] = []
     corpus = None
     if request.corpus is not None:
-        detector = build_face_detector(model_config.faces, config.home / "cache")
         corpus = load_corpus(
             request.corpus, detector, contract.crop_margin, contract.input_size, request.frames_per_clip, config.decode
         )
@@ -210,7 +210,6 @@ def gather_training_data(
             "videos: ingest and scan videos first, widen the selection, or train on a corpus alone"
         )
     faces, table_version = _read_crops(spark, model_config, extraction.preprocess_version, labelled)
-    detector = build_face_detector(model_config.faces, config.home / "cache")
     samples += [
         FaceSample(
             group=video_id,
