@@ -97,7 +97,7 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
     from deepsift.stages.extract import extract_pending
     from deepsift.stages.ingest import ingest
     from deepsift.stages.scan import ScanRequest, run_scan
-    from deepsift.stages.train import config_for_contract
+    from deepsift.detect.contract import config_for_contract
     from deepsift.verdicts.aggregation import aggregate
 
     config = base_config.model_copy(update={

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from deepsift.config import Config
 from deepsift.verdicts.aggregation import known_aggregations
 
 CONTRACT_FILE = "contract.json"
@@ -72,3 +73,12 @@ class PreprocessContract(BaseModel):
             return cls.model_validate(json.loads(text))
         except (json.JSONDecodeError, ValueError) as error:
             raise ValueError(f"invalid preprocessing contract: {error}") from None
+
+
+def config_for_contract(config: Config, contract: PreprocessContract) -> Config:
+    """The deployment config with the face and sampling settings a model's contract requires."""
+    faces = config.faces.model_copy(
+        update={"crop_size": contract.input_size, "margin": contract.crop_margin, "detector": contract.face_detector}
+    )
+    sampling = config.sampling.model_copy(update={"frames_per_video": contract.frames_per_video})
+    return config.model_copy(update={"faces": faces, "sampling": sampling})

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from deepsift.config import Config
-from deepsift.detect.contract import PreprocessContract
+from deepsift.detect.contract import PreprocessContract, config_for_contract
 from deepsift.detect.evaluation import VideoFaces, score_videos
 from deepsift.detect.metrics import equal_error_rate
 from deepsift.detect.scoring import FaceScorer
@@ -85,10 +85,8 @@ def read_labels_csv(path: Path) -> list[LabelledClip]:
 
 def clip_faces(clips: list[LabelledClip], contract: PreprocessContract, config: Config) -> list[VideoFaces]:
     """The face crops of every clip under ``contract``, extracted like a scan and cached on disk."""
-    faces = config.faces.model_copy(
-        update={"crop_size": contract.input_size, "margin": contract.crop_margin, "detector": contract.face_detector}
-    )
-    sampling = config.sampling.model_copy(update={"frames_per_video": contract.frames_per_video})
+    model_config = config_for_contract(config, contract)
+    faces, sampling = model_config.faces, model_config.sampling
     state = init_worker(faces.model_dump_json(), str(config.home / "cache"))
     cache = config.home / "cache" / "quality" / preprocess_version(sampling, faces, state.detector.name)
     cache.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
+from deepsift.detect.contract import config_for_contract
 from deepsift.lake.tables import EXTRACTIONS, SCAN_RUNS, VIDEOS, ensure_tables
 from deepsift.lake.views import ensure_views
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
@@ -27,7 +28,6 @@ from deepsift.review.queue import enqueue_flagged, serves
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
 from deepsift.stages.ingest import IngestSummary, ingest
 from deepsift.stages.score import score_faces, scan_run_id
-from deepsift.stages.train import config_for_contract
 from deepsift.stages.verdicts import VerdictSummary, write_verdicts
 
 

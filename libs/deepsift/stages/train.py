@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
-from deepsift.detect.contract import PreprocessContract
+from deepsift.detect.contract import PreprocessContract, config_for_contract
 from deepsift.detect.corpus import CorpusFaces, corpus_caveats, load_corpus
 from deepsift.detect.evaluation import EvaluationReport, evaluate_detector
 from deepsift.detect.scoring import FaceScorer
@@ -116,15 +116,6 @@ def contract_for(config: Config, architecture: str, input_size: int | None = Non
         face_detector=config.faces.detector,
         frames_per_video=config.sampling.frames_per_video,
     )
-
-
-def config_for_contract(config: Config, contract: PreprocessContract) -> Config:
-    """The deployment config with the face and sampling settings a model's contract requires."""
-    faces = config.faces.model_copy(
-        update={"crop_size": contract.input_size, "margin": contract.crop_margin, "detector": contract.face_detector}
-    )
-    sampling = config.sampling.model_copy(update={"frames_per_video": contract.frames_per_video})
-    return config.model_copy(update={"faces": faces, "sampling": sampling})
 
 
 def train_and_register(spark: SparkSession | None, config: Config, request: TrainRequest) -> TrainOutcome:
