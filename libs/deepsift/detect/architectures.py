@@ -86,9 +86,11 @@ def register_architecture(
 ) -> Callable[[NetworkBuilder], NetworkBuilder]:
     """Register a zero-argument builder under ``name``; a name can be registered once.
 
-    >>> @register_architecture("my_net", default_input_size=128)  # doctest: +SKIP
-    ... def _my_net() -> nn.Module:
-    ...     return timm.create_model("resnet18", pretrained=False, num_classes=1)
+    For example (registering changes the process-wide registry, so it is not run as a doctest)::
+
+        @register_architecture("my_net", default_input_size=128)
+        def _my_net() -> nn.Module:
+            return timm.create_model("resnet18", pretrained=False, num_classes=1)
     """
 
     def decorate(builder: NetworkBuilder) -> NetworkBuilder:

@@ -32,8 +32,10 @@ class JarDownloadError(RuntimeError):
 def ensure_delta_jars(cache_dir: Path, maven_repo: str = DEFAULT_MAVEN_REPO) -> list[Path]:
     """Return local paths of the Delta jars, downloading any that are not cached yet.
 
-    >>> ensure_delta_jars(Path(".deepsift/cache/jars"))  # doctest: +SKIP
-    [PosixPath('.../delta-spark_2.13-4.4.0.jar'), PosixPath('.../delta-storage-4.4.0.jar')]
+    For example (the first call downloads)::
+
+        ensure_delta_jars(Path(".deepsift/cache/jars"))
+        # [PosixPath('.../delta-spark_2.13-4.4.0.jar'), PosixPath('.../delta-storage-4.4.0.jar')]
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     return [_ensure_jar(cache_dir, maven_repo.rstrip("/"), *artifact) for artifact in DELTA_ARTIFACTS]

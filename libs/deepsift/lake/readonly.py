@@ -42,8 +42,10 @@ class ExtensionBuildError(RuntimeError):
 def ensure_extension_jar(cache_dir: Path) -> Path:
     """The jar of the read-only SQL extension, compiled once per source and pyspark version.
 
-    >>> ensure_extension_jar(Path(".deepsift/cache/jars"))  # doctest: +SKIP
-    PosixPath('.../deepsift-readonly-sql-3f2a9c0d1e4b5a67.jar')
+    For example (the first call compiles)::
+
+        ensure_extension_jar(Path(".deepsift/cache/jars"))
+        # PosixPath('.../deepsift-readonly-sql-3f2a9c0d1e4b5a67.jar')
     """
     source = EXTENSION_SOURCE.read_bytes()
     digest = hashlib.sha256(source + pyspark.__version__.encode()).hexdigest()[:16]

@@ -247,7 +247,9 @@ def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: D
     """Insert the rows whose key is not in the table yet; rows already there are left untouched.
     Returns the number of rows inserted.
 
-    >>> merge_insert_new(spark, "deepsift", FACES, new_faces)  # doctest: +SKIP
+    For example (it needs a SparkSession)::
+
+        merge_insert_new(spark, "deepsift", FACES, new_faces)
     """
     condition = _key_condition(table)
     metrics = (
@@ -263,7 +265,9 @@ def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: D
 def merge_upsert(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:
     """Insert the rows whose key is new and replace those whose key is there: still one row per key.
 
-    >>> merge_upsert(spark, "deepsift", REPORTS, report_row)  # doctest: +SKIP
+    For example (it needs a SparkSession)::
+
+        merge_upsert(spark, "deepsift", REPORTS, report_row)
     """
     condition = _key_condition(table)
     (
@@ -282,7 +286,9 @@ def merge_update(
     """Set ``columns`` of the rows whose key is in ``rows``, in one commit; keys not in the table are
     ignored (nothing is inserted). Returns the number of rows updated.
 
-    >>> merge_update(spark, "deepsift", MODERATION_QUEUE, decisions, ("status", "reviewer"))  # doctest: +SKIP
+    For example (it needs a SparkSession)::
+
+        merge_update(spark, "deepsift", MODERATION_QUEUE, decisions, ("status", "reviewer"))
     """
     metrics = (
         DeltaTable.forName(spark, table.qualified(schema))

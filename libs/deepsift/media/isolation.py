@@ -53,8 +53,10 @@ class WorkerStartError(RuntimeError):
 class IsolatedWorker:
     """A warm worker process that runs ``"package.module:function"`` targets under ``limits``.
 
-    >>> with IsolatedWorker(limits) as worker:                                       # doctest: +SKIP
-    ...     result = worker.call("deepsift.media.sampling:sample_frames", path, sampling, limits)
+    For example::
+
+        with IsolatedWorker(limits) as worker:
+            result = worker.call("deepsift.media.sampling:sample_frames", path, sampling, limits)
     """
 
     def __init__(self, limits: DecodeLimits, initializer: str | None = None, init_args: tuple[Any, ...] = ()) -> None:

@@ -150,9 +150,9 @@ class DetectorRegistry:
     """The detector versions registered under one name, in one MLflow store.
 
     >>> from deepsift.config import load_config
-    >>> config = load_config()
-    >>> registry = DetectorRegistry(config.mlflow, config.home)  # doctest: +SKIP
-    >>> registry.resolve("@champion").model_uri  # doctest: +SKIP
+    >>> config = load_config(overrides={"home": str(home)})
+    >>> registry = DetectorRegistry(config.mlflow, config.home)
+    >>> registry.resolve("@champion").model_uri
     'models:/deepsift-detector/3'
     """
 
@@ -182,9 +182,9 @@ class DetectorRegistry:
         only versions measured on the same one.
 
         >>> info = registry.log_and_register(network.state_dict(), contract, {"auc": 0.91},
-        ...                                  "# reference detector", eval_set_id="val-2026-11")  # doctest: +SKIP
-        >>> info.model_uri  # doctest: +SKIP
-        'models:/deepsift-detector/1'
+        ...                                  "# reference detector", eval_set_id="val-2026-11")
+        >>> info.model_uri == f"models:/deepsift-detector/{info.version}"
+        True
         """
         code_path = pyfunc_code_path()
         state_dict = {key: tensor.detach().cpu().clone() for key, tensor in network_state_dict.items()}
@@ -233,7 +233,7 @@ class DetectorRegistry:
     def set_alias(self, alias: str, version: int | str) -> ModelVersionInfo:
         """Point ``alias`` (with or without ``@``) at an existing version; return that version.
 
-        >>> registry.set_alias("challenger", 3).aliases  # doctest: +SKIP
+        >>> registry.set_alias("@challenger", 1).aliases
         ('challenger',)
         """
         info = self.resolve(str(version))
@@ -246,8 +246,10 @@ class DetectorRegistry:
         Raises :class:`ModelNotFoundError` naming what is missing and listing what exists, and
         :class:`ContractMissingError` for a version without a readable contract.
 
-        >>> registry.resolve("@champion").version  # doctest: +SKIP
+        >>> registry.resolve("@champion").version
         3
+        >>> registry.resolve("2").model_uri
+        'models:/deepsift-detector/2'
         """
         reference = str(alias_or_version).strip().removeprefix("@")
         if reference.isdigit():
@@ -271,7 +273,7 @@ class DetectorRegistry:
     def list_versions(self) -> list[ModelVersionInfo]:
         """Every version of the registered model, oldest first (empty if none was registered).
 
-        >>> [v.version for v in registry.list_versions()]  # doctest: +SKIP
+        >>> [v.version for v in registry.list_versions()][:3]
         [1, 2, 3]
         """
         versions = self.client.search_model_versions(f"name = '{self.name}'")
@@ -281,8 +283,8 @@ class DetectorRegistry:
     def load_contract(self, version: int) -> PreprocessContract:
         """The preprocessing contract of an exact version (:class:`ContractMissingError` if absent).
 
-        >>> registry.load_contract(3).input_size  # doctest: +SKIP
-        224
+        >>> registry.load_contract(3).input_size
+        64
         """
         with tempfile.TemporaryDirectory() as scratch:
             path = self._download_contract(version, Path(scratch))
@@ -295,9 +297,10 @@ class DetectorRegistry:
         A missing, corrupt or mismatched file raises :class:`ModelArtifactError` naming the version
         and file.
 
-        >>> scorer = registry.load_scorer(registry.resolve("@champion").version)  # doctest: +SKIP
-        >>> scorer.score(crops)  # doctest: +SKIP
-        array([0.03, 0.97], dtype=float32)
+        >>> scorer = registry.load_scorer(registry.resolve("@champion").version)
+        >>> scores = scorer.score(crops)  # two 64 x 64 RGB crops
+        >>> scores.shape, scores.dtype, bool(((scores > 0) & (scores < 1)).all())
+        ((2,), dtype('float32'), True)
         """
         with tempfile.TemporaryDirectory() as scratch:
             contract_path = self._download_contract(version, Path(scratch))
@@ -312,7 +315,9 @@ class DetectorRegistry:
         Metrics go to the version's run at a new step, so they read as its latest values; the run and
         the version are tagged with the evaluation set, which :meth:`promote` compares.
 
-        >>> registry.record_evaluation(3, {"auc": 0.93}, "sha256:1a2b...")  # doctest: +SKIP
+        >>> registry.record_evaluation(2, {"auc": 0.95}, "val-2026-11")
+        >>> registry.resolve(2).metrics["auc"]
+        0.95
         """
         info = self.resolve(version)
         step = int(time.time())
@@ -339,8 +344,12 @@ class DetectorRegistry:
         ``force=True`` promotes anyway and tags the version ``deepsift.promoted_by_force``. With no
         champion yet, the challenger becomes champion.
 
-        >>> registry.promote().reason  # doctest: +SKIP
-        'challenger v4 auc 0.9400 >= champion v3 auc 0.9100 on eval set val-2026-11'
+        >>> registry.set_alias("challenger", 2).version
+        2
+        >>> registry.promote().reason
+        'challenger v2 auc 0.9300 >= champion v3 auc 0.9100 on eval set val-2026-11'
+        >>> registry.set_alias("champion", 3).version  # as it was, for the other examples
+        3
         """
         new = self.resolve(challenger)
         champion = champion.removeprefix("@")
@@ -393,8 +402,10 @@ class DetectorRegistry:
         or ``model`` key is accepted, and a ``module.`` prefix (DataParallel) is stripped. A checkpoint
         that does not fit ``architecture`` raises :class:`CheckpointMismatchError` naming the key.
 
-        >>> registry.import_checkpoint(Path("sbi_b4.tar"), "efficientnet_b4",
-        ...     known_architectures()["efficientnet_b4"].default_contract(), "# SBI B4")  # doctest: +SKIP
+        >>> torch.save({"state_dict": network.state_dict()}, checkpoint := home / "small.pt")
+        >>> info = registry.import_checkpoint(checkpoint, "mobilenetv3_small_050", contract, "# imported")
+        >>> info.aliases, info.metrics
+        ((), {})
         """
         if contract.architecture != architecture:
             raise ValueError(f"contract is for {contract.architecture!r}, not {architecture!r}")

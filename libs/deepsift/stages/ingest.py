@@ -58,7 +58,9 @@ class IngestSummary:
 def list_inputs(spark: SparkSession, inputs: Sequence[str]) -> Listing:
     """Expand folders (recursively, hidden files skipped), globs and files into sorted file URIs.
 
-    >>> list_inputs(spark, ["uploads/2026-11-25", "extra/*.mp4"]).uris  # doctest: +SKIP
+    For example (it needs a SparkSession)::
+
+        list_inputs(spark, ["uploads/2026-11-25", "extra/*.mp4"]).uris
     """
     found: set[str] = set()
     missing: list[str] = []
