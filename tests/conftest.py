@@ -1,7 +1,8 @@
 """Shared fixtures.
 
 Test media and face-detector weights are read from ``../shared`` beside the repository (never copied
-in). ``DEEPSIFT_SHARED`` points elsewhere when the checkout lives somewhere else.
+in). ``TEST_SHARED_DIR`` points elsewhere when the checkout lives somewhere else (not a ``DEEPSIFT_``
+variable: those are configuration keys, and an unknown one is an error).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = Path(os.environ.get("DEEPSIFT_SHARED", REPO_ROOT.parent / "shared")).resolve()
+SHARED_DIR = Path(os.environ.get("TEST_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
 MEDIA_DIR = SHARED_DIR / "media"
 YUNET_640 = SHARED_DIR / "models" / "yunet_n_640_640.onnx"
 
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        pytest.fail(f"test data missing: {path} (set DEEPSIFT_SHARED to the shared folder)")
+        pytest.fail(f"test data missing: {path} (set TEST_SHARED_DIR to the shared folder)")
     return path
 
 
@@ -41,3 +42,25 @@ def media_manifest(media_dir: Path) -> dict[str, dict[str, str]]:
 def yunet_model() -> Path:
     """YuNet weights from the shared folder; tests never download them."""
     return _require(YUNET_640)
+
+
+SHARED_FIXTURE_GROUPS = {
+    "scanned_lake": "scanned-lake",
+    "standalone_cluster": "standalone-cluster",
+    "local_scan": "standalone-cluster",
+    "airflow_sandbox": "airflow",
+    "pseudo_gpu_cluster": "pseudo-gpu-cluster",
+}
+"""Session fixtures that each cost a minute or more (a scan, a cluster, an Airflow home): under
+``pytest -n`` every test that uses one runs in the same worker, so the fixture is built once."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each test an ``xdist_group``: the group of the costly shared fixture it uses, else its module
+    (module fixtures are built once too). ``--dist loadgroup`` then sends a group to one worker."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        groups = {SHARED_FIXTURE_GROUPS[name] for name in fixtures if name in SHARED_FIXTURE_GROUPS}
+        if len(groups) > 1:
+            raise pytest.UsageError(f"{item.nodeid} uses the fixtures of several worker groups: {sorted(groups)}")
+        item.add_marker(pytest.mark.xdist_group(groups.pop() if groups else item.nodeid.split("::")[0]))
