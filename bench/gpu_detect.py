@@ -54,12 +54,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from device_timing import Cost, timed
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.contract import PreprocessContract
 from deepsift.detect.scoring import FaceScorer, inference_autocast
 from deepsift.faces.crops import decode_crop
+from device_timing import Cost, timed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CROPS = REPO_ROOT / ".deepsift" / "bench" / "crops.parquet"

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from device_timing import Cost, timed
 from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.contract import PreprocessContract
 from deepsift.detect.preprocess import crops_to_tensor
 from deepsift.detect.scoring import inference_autocast, synchronize
 from deepsift.registry.mlflow_models import DetectorRegistry
+from device_timing import Cost, timed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"

@@ -306,8 +306,7 @@ def register_model(config: Config, arch: str, input_size: int | None) -> tuple[i
 
 def model_config(config: Config, contract_json: str) -> Config:
     """The config the scan derives from the model's contract: same sampling, faces and crop settings."""
-    from deepsift.detect.contract import PreprocessContract
-    from deepsift.detect.contract import config_for_contract
+    from deepsift.detect.contract import PreprocessContract, config_for_contract
 
     return config_for_contract(config, PreprocessContract.from_json(contract_json))
 

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -502,7 +502,7 @@ def _sql_server(args: argparse.Namespace, config: Config) -> int:
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def _print_scan(spark, config: Config, outcome) -> None:
@@ -581,21 +581,21 @@ def _print_where(config: Config) -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can fix from the message alone; imported late to keep ``--help`` fast."""
-    from deepsift.lake.jars import JarDownloadError
     from deepsift.detect.architectures import UnknownArchitectureError
     from deepsift.detect.corpus import CorpusError
     from deepsift.detect.pretrained import PretrainedWeightsError
     from deepsift.detect.quality import LabelsFileError
     from deepsift.detect.training import TrainingDataError
-    from deepsift.orchestration.submit import MasterUnreachableError
+    from deepsift.lake.jars import JarDownloadError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
     from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
+    from deepsift.orchestration.submit import MasterUnreachableError
     from deepsift.registry.errors import RegistryError
     from deepsift.reports.daily import ReportPathError
-    from deepsift.stages.ingest import NoInputError
     from deepsift.review.decisions import ReviewFileError
     from deepsift.sql.analyst import AnalystError
     from deepsift.sql.server import SqlServerError
+    from deepsift.stages.ingest import NoInputError
     from deepsift.stages.scan import ContractMismatchError
 
     return (

@@ -4,7 +4,7 @@ VACUUM retention. No Airflow, no Spark: plain functions on real folders and sock
 from __future__ import annotations
 
 import socket
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from deepsift.orchestration.submit import (
 )
 from tests.dags.sandbox import REPO_ROOT
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 

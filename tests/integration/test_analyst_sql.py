@@ -15,10 +15,10 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 import pytest
-from pyspark.errors import AnalysisException
 import torch
 import yaml
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 
 from deepsift.cli import main
 from deepsift.detect.architectures import build_detector_network

@@ -11,11 +11,11 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow.pyfunc
-from mlflow.exceptions import MlflowException
 import numpy as np
 import pytest
 import timm
 import torch
+from mlflow.exceptions import MlflowException
 
 from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network

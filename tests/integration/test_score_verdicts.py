@@ -20,12 +20,12 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
+from deepsift.detect.arrow_scoring import score_crop_batches
 from deepsift.detect.contract import Thresholds
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop, encode_crop
 from deepsift.lake.tables import ALL_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
-from deepsift.detect.arrow_scoring import score_crop_batches
 from deepsift.stages.score import scan_run_id, score_faces, shared_scorer
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate

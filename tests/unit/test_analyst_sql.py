@@ -16,7 +16,13 @@ from pyspark.sql import Row
 
 from deepsift.cli import main
 from deepsift.config import load_config
-from deepsift.lake.readonly import EXTENSION_SOURCE, JDK_PACKAGE, READ_ONLY_CONF, JavacNotFoundError, ensure_extension_jar
+from deepsift.lake.readonly import (
+    EXTENSION_SOURCE,
+    JDK_PACKAGE,
+    READ_ONLY_CONF,
+    JavacNotFoundError,
+    ensure_extension_jar,
+)
 from deepsift.sql import analyst
 from deepsift.sql.server import SqlServerError, serve
 from deepsift.verdicts.labels import Verdict

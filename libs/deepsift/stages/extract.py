@@ -14,7 +14,7 @@ import heapq
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -75,7 +75,7 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
 
     extracted = _extract(spark, config, [row.asDict() for row in videos], version, detector, target)
     extracted = extracted.checkpoint(eager=True)
-    now = F.lit(datetime.now(timezone.utc).replace(tzinfo=None)).cast("timestamp")
+    now = F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp")
     merge_insert_new(spark, schema, EXTRACTIONS, extracted.withColumn("extracted_at", now))
     faces = extracted.select("video_id", "preprocess_version", F.explode("faces").alias("f")).select(
         "video_id",

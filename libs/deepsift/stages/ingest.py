@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -112,7 +112,7 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
     Raises :class:`NoInputError` when no input exists; missing inputs next to existing ones are
     reported in the summary and skipped.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     listing = list_inputs(spark, inputs)
     for item in listing.missing:
         log.warning("input %s does not exist or holds no file; skipped", item)
@@ -141,7 +141,7 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         videos_total=total,
         probe_errors={row["reason"]: row["count"] for row in errors},
         missing_inputs=listing.missing,
-        seconds=(datetime.now(timezone.utc) - started).total_seconds(),
+        seconds=(datetime.now(UTC) - started).total_seconds(),
     )
 
 
