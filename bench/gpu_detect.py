@@ -268,11 +268,15 @@ def measure(arch: str, crops_path: Path, device: torch.device, args: argparse.Na
 def report(rows: list[dict[str, object]], device_name: str, args: argparse.Namespace) -> list[str]:
     """Markdown tables: faces/s per mode with the UDF's share of bare, then the decode/forward split."""
     lines = [
-        f"device: {device_name}; batch {args.batch_size} per forward pass; Arrow batches of {args.arrow_batch} rows; "
-        f"median of {args.repeats} passes after {args.warmup} warm-up; random weights",
+        (
+            f"device: {device_name}; batch {args.batch_size} per forward pass; Arrow batches of {args.arrow_batch} rows; "
+            f"median of {args.repeats} passes after {args.warmup} warm-up; random weights"
+        ),
         "",
-        "| architecture | input px | faces per pass | (i) bare faces/s | (ii) UDF faces/s (decode threads) | "
-        "(ii)/(i) | (ii') UDF, decode on its one thread | (ii')/(i) | (ii) host core-ms/face |",
+        (
+            "| architecture | input px | faces per pass | (i) bare faces/s | (ii) UDF faces/s (decode threads) | "
+            "(ii)/(i) | (ii') UDF, decode on its one thread | (ii')/(i) | (ii) host core-ms/face |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -285,8 +289,10 @@ def report(rows: list[dict[str, object]], device_name: str, args: argparse.Names
         )
     lines += [
         "",
-        "| architecture | (ii-a) decode_crop, 1 thread, crops/s | (w1) decode_crop on the pool, crops/s | "
-        "(w2) nvJPEG on the GPU, crops/s | (ii-b) scorer on decoded crops, faces/s |",
+        (
+            "| architecture | (ii-a) decode_crop, 1 thread, crops/s | (w1) decode_crop on the pool, crops/s | "
+            "(w2) nvJPEG on the GPU, crops/s | (ii-b) scorer on decoded crops, faces/s |"
+        ),
         "|---|---|---|---|---|",
     ]
     for row in rows:

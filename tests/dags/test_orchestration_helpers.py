@@ -136,7 +136,7 @@ def test_an_unknown_job_or_an_unsupported_master_is_refused_before_any_work(tmp_
     environ = {"DEEPSIFT_HOME": str(tmp_path)}
     with pytest.raises(SubmissionError, match="no Spark job"):
         build_submission(REPO_ROOT / "jobs", "nope", [], "local[2]", environ)
-    with pytest.raises(SubmissionError, match="spark.master.*master from the Airflow connection: mesos://m:5050"):
+    with pytest.raises(SubmissionError, match=r"spark\.master.*master from the Airflow connection: mesos://m:5050"):
         build_submission(REPO_ROOT / "jobs", "scan", [], "mesos://m:5050", environ)
     assert not (tmp_path / "cache").exists()
 

@@ -215,7 +215,7 @@ def executor_gpus(spark: SparkSession) -> dict[str, tuple[str, ...]]:
     Read from Spark's status store, the source of the UI's executors page (the public status
     tracker does not report resources); it works with the UI disabled.
     """
-    summaries = spark.sparkContext._jsc.sc().statusStore().executorList(True)
+    summaries = spark.sparkContext._jsc.sc().statusStore().executorList(True)  # noqa: SLF001 - the status store has no Python API
     found: dict[str, tuple[str, ...]] = {}
     for index in range(summaries.size()):
         summary = summaries.apply(index)

@@ -269,7 +269,7 @@ def train_detector(
         network.train()
         if settings.freeze_batchnorm and settings.pretrained:
             for module in network.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001 - base of every batch norm
                     module.eval()
         losses = []
         for crops, labels in loader:

@@ -118,7 +118,7 @@ def clockwise_rotation(frame: VideoFrame | None, stream: VideoStream) -> int:
 
 
 def _right_angle(degrees: float) -> int:
-    return int(round(degrees / 90.0)) % 4 * 90
+    return round(degrees / 90.0) % 4 * 90
 
 
 @dataclass(frozen=True)

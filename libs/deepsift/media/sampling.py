@@ -23,6 +23,7 @@ square and rotated upright.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 import statistics
@@ -251,7 +252,7 @@ def _plan(index: _Index, sampling: SamplingConfig, allow_keyframes: bool = True)
     if not index.has_pts:
         return _plan_by_order(index, n)
     timeline = sorted(pts for pts in index.shown_pts if pts is not None)
-    steps = [b - a for a, b in zip(timeline, timeline[1:]) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(timeline) if b > a]
     spacing = (timeline[-1] - timeline[0] + (statistics.median(steps) if steps else 1)) / n
     targets = [timeline[0] + (i + 0.5) * spacing for i in range(n)]
     if allow_keyframes and len(timeline) > n:
@@ -289,7 +290,7 @@ def _gops_holding(index: _Index, wanted_pts: set[int]) -> set[int] | None:
     if not starts or index.open_gops:
         return None
     last_wanted: dict[int, int] = {}
-    for pts, ordinal in zip(index.shown_pts, index.shown_ordinals):
+    for pts, ordinal in zip(index.shown_pts, index.shown_ordinals, strict=True):
         if pts in wanted_pts:
             gop = bisect.bisect_right(starts, ordinal) - 1
             start = starts[gop] if gop >= 0 else 0

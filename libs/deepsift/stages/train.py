@@ -308,8 +308,10 @@ def model_card(
     lines = [
         f"# {contract.architecture} at {contract.input_size} px",
         "",
-        f"Trained by deepsift from {init}, on real faces and their self-blended pseudo-fakes "
-        f"({settings.mask.removesuffix('s')} masks), seed {settings.seed}.",
+        (
+            f"Trained by deepsift from {init}, on real faces and their self-blended pseudo-fakes "
+            f"({settings.mask.removesuffix('s')} masks), seed {settings.seed}."
+        ),
         "",
         "## Data",
     ]
@@ -317,8 +319,10 @@ def model_card(
         corpus = data.corpus
         skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(corpus.skipped.items())) or "none"
         lines += [
-            f"- Corpus `{data.corpus_path}`: {len(corpus.samples)} faces of {corpus.identities} people from "
-            f"{corpus.files_used} files (skipped: {skipped}). Sources and the attribution each requires:",
+            (
+                f"- Corpus `{data.corpus_path}`: {len(corpus.samples)} faces of {corpus.identities} people from "
+                f"{corpus.files_used} files (skipped: {skipped}). Sources and the attribution each requires:"
+            ),
             *(_attribution_line(source, licence, texts) for source, (licence, texts) in sorted(corpus.licences.items())),
         ]
         caveats = corpus_caveats(data.corpus_path) if data.corpus_path else None
@@ -335,26 +339,32 @@ def model_card(
         "",
         "## Contract",
         "",
-        f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
-        f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
-        f"`{contract.aggregation}`.",
+        (
+            f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
+            f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
+            f"`{contract.aggregation}`."
+        ),
         "",
         "## Figures",
         "",
         f"- Best held-out epoch {result.best_epoch} of {len(result.history)}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in best.items()),
-        f"- Thresholds calibrated on the held-out real faces for false-positive rates of "
-        f"{request.suspicious_fpr:.0%} (suspicious {report.thresholds.suspicious:.4f}) and "
-        f"{request.manipulated_fpr:.0%} (manipulated {report.thresholds.manipulated:.4f}).",
+        (
+            f"- Thresholds calibrated on the held-out real faces for false-positive rates of "
+            f"{request.suspicious_fpr:.0%} (suspicious {report.thresholds.suspicious:.4f}) and "
+            f"{request.manipulated_fpr:.0%} (manipulated {report.thresholds.manipulated:.4f})."
+        ),
         f"- Held-out set ({report.n_videos} photos or videos and their self-blended copies): {metrics}.",
         "",
         "## Known weaknesses",
         "",
-        "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
-        "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
-        "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
-        "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
-        "rates only on uploads that look alike; recalibrate on the platform's own real videos.",
+        (
+            "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
+            "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
+            "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
+            "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
+            "rates only on uploads that look alike; recalibrate on the platform's own real videos."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
