@@ -199,6 +199,7 @@ def plan_detect(spark: SparkSession, detect: DetectConfig) -> ResourceProfile | 
     (:func:`require_gpu_executors`): Spark would otherwise hold the stage pending forever.
     """
     context = spark.sparkContext
+    assert context.master is not None
     local = is_local_master(context.master)
     gpu_amount = profile_gpu_amount(
         detect, context.master, context.getConf().get(EXECUTOR_GPU_CONF), visible_cuda_devices() if local else 0

@@ -79,7 +79,7 @@ def _list_local(item: str) -> list[str] | None:
     if path.is_file():
         return [to_uri(str(path))]
     if path.is_dir():
-        files = []
+        files: list[Path] = []
         for folder, subfolders, names in os.walk(path):
             subfolders[:] = [name for name in subfolders if not name.startswith(".")]
             files.extend(Path(folder, name) for name in names if not name.startswith("."))
@@ -89,6 +89,7 @@ def _list_local(item: str) -> list[str] | None:
 
 def _list_hadoop(spark: SparkSession, item: str) -> list[str] | None:
     jvm = spark.sparkContext._jvm  # noqa: SLF001 - the Hadoop FileSystem API is only reachable through py4j
+    assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(item)
     filesystem = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
     statuses = filesystem.globStatus(hadoop_path) or []

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
@@ -140,7 +140,13 @@ def rescore(
 
 
 def _score_and_judge(
-    spark, config, model, preprocess_version, scan_date, seconds, video_ids=None
+    spark: SparkSession,
+    config: Config,
+    model: ModelVersionInfo,
+    preprocess_version: str,
+    scan_date: date,
+    seconds: dict[str, float],
+    video_ids: DataFrame | None = None,
 ) -> tuple[VerdictSummary, str | None]:
     """Score and judge; returns the verdicts and the detect path the score tasks took."""
     clock = time.perf_counter()

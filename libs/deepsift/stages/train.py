@@ -152,6 +152,7 @@ def train_and_register(spark: SparkSession | None, config: Config, request: Trai
             params=_run_params(contract, request, result, data),
             eval_set_id=report.eval_set_id,
         )
+        assert version.run_id is not None  # log_and_register logs every version in a new run
         _log_history(registry, version.run_id, result.history)
         registry.record_evaluation(version.version, report.metrics, report.eval_set_id, [report.roc_path, report.histogram_path])
     if request.alias:
@@ -252,8 +253,8 @@ def _labelled_videos(spark: SparkSession, config: Config, version: str, selectio
         videos = videos.where(F.col("ingest_date") >= F.lit(selection.since))
     if selection.until:
         videos = videos.where(F.col("ingest_date") <= F.lit(selection.until))
-    if selection.uri_prefix:
-        videos = videos.where(F.exists("uris", lambda uri: uri.startswith(selection.uri_prefix)))
+    if prefix := selection.uri_prefix:
+        videos = videos.where(F.exists("uris", lambda uri: uri.startswith(prefix)))
     extracted = spark.table(EXTRACTIONS.qualified(schema)).where(
         (F.col("preprocess_version") == version) & (F.col("n_faces") > 0)
     )
@@ -274,7 +275,8 @@ def _read_crops(
     spark: SparkSession, config: Config, version: str, videos: dict[str, int]
 ) -> tuple[dict[str, list[tuple[int, bytes]]], int]:
     """Crops per video as (frame_index, encoded crop), read from one pinned Delta snapshot."""
-    location = spark.sql(f"DESCRIBE DETAIL {FACES.qualified(config.lake.schema_name)}").first()["location"]
+    (detail,) = spark.sql(f"DESCRIBE DETAIL {FACES.qualified(config.lake.schema_name)}").collect()
+    location = detail["location"]
     table = DeltaTable(location.removeprefix("file:"))
     dataset = table.to_pyarrow_dataset()
     rows = dataset.to_table(
