@@ -13,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: scan starter test install prereqs clean
+.PHONY: scan starter test lint install prereqs clean
 
 scan: install prereqs
 	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) \
@@ -22,10 +22,15 @@ scan: install prereqs
 starter: install
 	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) $(BIN)/deepsift starter --corpus $(CORPUS)
 
-test: install prereqs
+test: lint prereqs
 	bash infra/check_prereqs.sh ffmpeg chromium
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# Static checks, configured in pyproject.toml: ruff over the whole tree, then mypy over libs/.
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 install: $(STAMP)
 

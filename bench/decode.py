@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +123,17 @@ def run(seconds: int, repeats: int, heights: list[int], gop250_heights: list[int
     """Measure every clip; return the markdown lines of both tables."""
     sampling, limits = SamplingConfig(frames_per_video=32), DecodeLimits()
     costs = [
-        "| clip | mode | frames | (a) sampler core-s | (a) wall s | (b) OpenCV full decode core-s | (b) wall s "
-        "| (b)/(a) core-s |",
+        (
+            "| clip | mode | frames | (a) sampler core-s | (a) wall s | (b) OpenCV full decode core-s | (b) wall s "
+            "| (b)/(a) core-s |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     isolation = [
-        "| clip | (a) in process core-s | (c) isolated core-s | (c) wall s | (c)-(a) core / wall "
-        "| isolation work inside (c) | (c') returning the 32 frames' pixels core-s |",
+        (
+            "| clip | (a) in process core-s | (c) isolated core-s | (c) wall s | (c)-(a) core / wall "
+            "| isolation work inside (c) | (c') returning the 32 frames' pixels core-s |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     clips = [(height, 2 * FPS) for height in heights] + [(height, 250) for height in gop250_heights]
@@ -137,20 +142,20 @@ def run(seconds: int, repeats: int, heights: list[int], gop250_heights: list[int
             clip = make_clip(Path(tmp), height, gop, seconds)
             name = f"{height}p, {seconds} s, GOP {gop} frames ({gop / FPS:g} s)"
             result = sample_frames(clip, sampling, limits)
-            full = median([timed(lambda: full_decode_opencv(clip)) for _ in range(repeats)])
+            full = median([timed(partial(full_decode_opencv, clip)) for _ in range(repeats)])
             if gop != 2 * FPS:
-                sampler = median([timed(lambda: in_process(clip, sampling, limits)) for _ in range(repeats)])
+                sampler = median([timed(partial(in_process, clip, sampling, limits)) for _ in range(repeats)])
             else:
                 isolated, pixels = Isolated(worker, clip, False), Isolated(worker, clip, True)
                 isolated()
                 in_runs, iso_runs = [], []
                 for _ in range(repeats):
-                    in_runs.append(timed(lambda: in_process(clip, sampling, limits)))
+                    in_runs.append(timed(partial(in_process, clip, sampling, limits)))
                     iso_runs.append(timed(isolated))
                 sampler, iso = median(in_runs), median(iso_runs)
                 pix = median([timed(pixels) for _ in range(repeats)])
                 inside = statistics.median(
-                    cost.core_s - inner for cost, inner in zip(iso_runs, isolated.inner_core_s[1:])
+                    cost.core_s - inner for cost, inner in zip(iso_runs, isolated.inner_core_s[1:], strict=True)
                 )
                 isolation.append(
                     f"| {name} | {sampler.core_s:.3f} | {iso.core_s:.3f} | {iso.wall_s:.3f} "
@@ -175,13 +180,15 @@ def write_docs(rows: list[str], repeats: int, seconds: int) -> None:
     section = "\n".join([
         HEADING,
         "",
-        f"2-core dev machine (shared with other jobs, so wall times are noisy), {today}; median of {repeats} "
-        f"runs per cell; {seconds} s testsrc2 clips at 25 fps, x264 veryfast; 32 frames per video. Core-seconds count "
-        "the CPU time of every thread (FFmpeg's decoder threads and the isolated worker included): a scan keeps "
-        "every core busy, so core-seconds per video set its throughput. \"Isolation work inside (c)\" is (c) "
-        "minus the CPU time of `sample_frames` measured inside the worker: the pipe, pickling and worker loop, "
-        "free of the run-to-run noise of decoding, which on this shared machine moves (c)-(a) by up to "
-        "±20% either way between runs.",
+        (
+            f"2-core dev machine (shared with other jobs, so wall times are noisy), {today}; median of {repeats} "
+            f"runs per cell; {seconds} s testsrc2 clips at 25 fps, x264 veryfast; 32 frames per video. Core-seconds count "
+            "the CPU time of every thread (FFmpeg's decoder threads and the isolated worker included): a scan keeps "
+            "every core busy, so core-seconds per video set its throughput. \"Isolation work inside (c)\" is (c) "
+            "minus the CPU time of `sample_frames` measured inside the worker: the pipe, pickling and worker loop, "
+            "free of the run-to-run noise of decoding, which on this shared machine moves (c)-(a) by up to "
+            "±20% either way between runs."
+        ),
         "",
         *rows,
         "",

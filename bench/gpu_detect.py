@@ -54,12 +54,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from device_timing import Cost, timed
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.contract import PreprocessContract
 from deepsift.detect.scoring import FaceScorer, inference_autocast
 from deepsift.faces.crops import decode_crop
+from device_timing import Cost, timed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CROPS = REPO_ROOT / ".deepsift" / "bench" / "crops.parquet"
@@ -268,11 +268,15 @@ def measure(arch: str, crops_path: Path, device: torch.device, args: argparse.Na
 def report(rows: list[dict[str, object]], device_name: str, args: argparse.Namespace) -> list[str]:
     """Markdown tables: faces/s per mode with the UDF's share of bare, then the decode/forward split."""
     lines = [
-        f"device: {device_name}; batch {args.batch_size} per forward pass; Arrow batches of {args.arrow_batch} rows; "
-        f"median of {args.repeats} passes after {args.warmup} warm-up; random weights",
+        (
+            f"device: {device_name}; batch {args.batch_size} per forward pass; Arrow batches of {args.arrow_batch} rows; "
+            f"median of {args.repeats} passes after {args.warmup} warm-up; random weights"
+        ),
         "",
-        "| architecture | input px | faces per pass | (i) bare faces/s | (ii) UDF faces/s (decode threads) | "
-        "(ii)/(i) | (ii') UDF, decode on its one thread | (ii')/(i) | (ii) host core-ms/face |",
+        (
+            "| architecture | input px | faces per pass | (i) bare faces/s | (ii) UDF faces/s (decode threads) | "
+            "(ii)/(i) | (ii') UDF, decode on its one thread | (ii')/(i) | (ii) host core-ms/face |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -285,8 +289,10 @@ def report(rows: list[dict[str, object]], device_name: str, args: argparse.Names
         )
     lines += [
         "",
-        "| architecture | (ii-a) decode_crop, 1 thread, crops/s | (w1) decode_crop on the pool, crops/s | "
-        "(w2) nvJPEG on the GPU, crops/s | (ii-b) scorer on decoded crops, faces/s |",
+        (
+            "| architecture | (ii-a) decode_crop, 1 thread, crops/s | (w1) decode_crop on the pool, crops/s | "
+            "(w2) nvJPEG on the GPU, crops/s | (ii-b) scorer on decoded crops, faces/s |"
+        ),
         "|---|---|---|---|---|",
     ]
     for row in rows:

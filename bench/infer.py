@@ -41,13 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from device_timing import Cost, timed
 from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.contract import PreprocessContract
 from deepsift.detect.preprocess import crops_to_tensor
 from deepsift.detect.scoring import inference_autocast, synchronize
 from deepsift.registry.mlflow_models import DetectorRegistry
+from device_timing import Cost, timed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
@@ -230,7 +230,7 @@ def write_docs(tables: list[str], args: argparse.Namespace, load: str) -> None:
     subsection = [f"### {args.machine}", "", f"{args.machine}, {today}. {notes(args, load)}", "", *tables]
     lines = DOCS_FILE.read_text(encoding="utf-8").splitlines() if DOCS_FILE.exists() else DOCS_INTRO.splitlines()
     if HEADING not in lines:
-        lines = _trimmed(lines) + ["", HEADING]
+        lines = [*_trimmed(lines), "", HEADING]
     start = lines.index(HEADING)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     section = lines[start:end]
@@ -241,7 +241,7 @@ def write_docs(tables: list[str], args: argparse.Namespace, load: str) -> None:
         )
         section = section[:sub_start] + subsection + [""] + section[sub_end:]
     else:
-        section = _trimmed(section) + ["", *subsection]
+        section = [*_trimmed(section), "", *subsection]
     lines = lines[:start] + _trimmed(section) + [""] + lines[end:]
     DOCS_FILE.parent.mkdir(parents=True, exist_ok=True)
     DOCS_FILE.write_text("\n".join(_trimmed(lines)) + "\n", encoding="utf-8")

@@ -136,7 +136,7 @@ def run_scan(
     started = time.perf_counter()
     process = subprocess.run(
         [sys.executable, "-m", "deepsift.cli", "scan", str(folder), "--date", SCAN_DATE.isoformat()],
-        env=env, capture_output=True, text=True, cwd=home.parent,
+        env=env, capture_output=True, text=True, cwd=home.parent, check=False,
     )
     wall_s = time.perf_counter() - started
     if process.returncode != 0:
@@ -158,7 +158,7 @@ def start_cluster(state_dir: Path) -> str:
     started = subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), "start", "--state-dir", str(state_dir), "--port", str(ports[0]),
          "--webui-port", str(ports[1]), "--workers", "2", "--cores", "1", "--memory", "2g", "--host-per-worker"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )
     if started.returncode != 0:
         raise SystemExit(f"the standalone cluster did not start:\n{started.stdout}{started.stderr}")

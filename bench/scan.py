@@ -42,6 +42,7 @@ printed before and after each mode: other jobs on a shared machine slow every mo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import json
@@ -227,10 +228,8 @@ def reap_orphans(keep: set[int], deadline_s: float = 60.0) -> int:
     deadline = time.monotonic() + deadline_s
     while True:
         for pid in child_pids() - keep:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
         pending = child_pids() - keep
         if not pending or time.monotonic() > deadline:
             return len(pending)
@@ -306,8 +305,7 @@ def register_model(config: Config, arch: str, input_size: int | None) -> tuple[i
 
 def model_config(config: Config, contract_json: str) -> Config:
     """The config the scan derives from the model's contract: same sampling, faces and crop settings."""
-    from deepsift.detect.contract import PreprocessContract
-    from deepsift.detect.contract import config_for_contract
+    from deepsift.detect.contract import PreprocessContract, config_for_contract
 
     return config_for_contract(config, PreprocessContract.from_json(contract_json))
 
@@ -571,12 +569,16 @@ def report(results: dict[str, ModeResult], clips: int, seconds: float, gop_s: fl
     reference = results.get("reference")
     pool = results.get("pool")
     lines = [
-        f"{clips} clips of {seconds:g} s, {WIDTH}x{HEIGHT} H.264 at {FPS} fps, keyframe every {gop_s:g} s; model "
-        f"{model}; {WORKERS} worker processes (Spark local[{WORKERS}] or the pool), (c) one process",
+        (
+            f"{clips} clips of {seconds:g} s, {WIDTH}x{HEIGHT} H.264 at {FPS} fps, keyframe every {gop_s:g} s; model "
+            f"{model}; {WORKERS} worker processes (Spark local[{WORKERS}] or the pool), (c) one process"
+        ),
         "",
-        "| mode | videos | faces | wall s | videos/hour | core-s/video | speed-up vs (c) "
-        "| vs (b) wall / core per video "
-        "| load 1/5/15 min before | after |",
+        (
+            "| mode | videos | faces | wall s | videos/hour | core-s/video | speed-up vs (c) "
+            "| vs (b) wall / core per video "
+            "| load 1/5/15 min before | after |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
@@ -610,16 +612,16 @@ def report(results: dict[str, ModeResult], clips: int, seconds: float, gop_s: fl
     if "scan" in results and pool:
         common = set(results["scan"].scores) & set(pool.scores)
         gaps = [abs((results["scan"].scores[v] or 0.0) - (pool.scores[v] or 0.0)) for v in common]
-        lines += ["", f"(a) and (b) judged {len(common)} of the same videos; largest video-score difference "
-                  f"{max(gaps, default=0.0):.2e} (same crops and model; only batch composition differs)"]
+        lines += ["", (f"(a) and (b) judged {len(common)} of the same videos; largest video-score difference "
+                       f"{max(gaps, default=0.0):.2e} (same crops and model; only batch composition differs)")]
     single, scan = results.get("single"), results.get("scan")
     if single and scan and scan.videos > single.videos:
         extra = scan.videos - single.videos
         core = (scan.usage.core_s - single.usage.core_s) / extra
         wall = (scan.usage.wall_s - single.usage.wall_s) / extra
-        lines += ["", f"scan cost model from (a1) and (a): {single.usage.core_s - core:.0f} core-s and "
-                  f"{single.usage.wall_s - wall:.0f} s wall per scan, plus {core:.2f} core-s and {wall:.1f} s wall "
-                  f"per video ({3600 / max(wall, 1e-9):,.0f} videos/hour once the fixed part is spread thin)"]
+        lines += ["", (f"scan cost model from (a1) and (a): {single.usage.core_s - core:.0f} core-s and "
+                       f"{single.usage.wall_s - wall:.0f} s wall per scan, plus {core:.2f} core-s and {wall:.1f} s wall "
+                       f"per video ({3600 / max(wall, 1e-9):,.0f} videos/hour once the fixed part is spread thin)")]
         lines += projection(single.usage.wall_s - wall, core / WORKERS, pool, reference)
     unreaped = {name: r.usage.unreaped for name, r in results.items() if r.usage.unreaped}
     if unreaped:

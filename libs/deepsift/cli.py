@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +19,14 @@ from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
 from deepsift.progress import spark_progress
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from deepsift.registry.mlflow_models import DetectorRegistry
+    from deepsift.sql.analyst import QueryResult
+    from deepsift.stages.scan import ScanOutcome
+    from deepsift.stages.train import DataSelection, TrainOutcome
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -187,19 +196,19 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels-table", help="table with video_id and label (1 fake, 0 real)")
 
 
-def _selection(args: argparse.Namespace):
+def _selection(args: argparse.Namespace) -> DataSelection:
     from deepsift.stages.train import DataSelection
 
     return DataSelection(since=args.since, until=args.until, uri_prefix=args.uri_prefix, labels_table=args.labels_table)
 
 
-def _registry(config: Config):
+def _registry(config: Config) -> DetectorRegistry:
     from deepsift.registry.mlflow_models import DetectorRegistry
 
     return DetectorRegistry(config.mlflow, config.home)
 
 
-def _session(config: Config):
+def _session(config: Config) -> SparkSession:
     from deepsift.lake.session import build_spark_session
 
     with console.status("starting Spark"):
@@ -269,7 +278,7 @@ def _starter(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _print_training(outcome) -> None:
+def _print_training(outcome: TrainOutcome) -> None:
     table = Table(title=f"trained {outcome.version.model_uri}", show_header=False)
     table.add_row("aliases", ", ".join(outcome.version.aliases) or "-")
     table.add_row("people or videos (train / held out)", f"{outcome.n_train_groups} / {outcome.n_validation_groups}")
@@ -447,8 +456,8 @@ def _sql(args: argparse.Namespace, config: Config) -> int:
     if args.list:
         table = Table("name", "parameters", "description", title="saved queries: deepsift sql --saved NAME")
         for query in analyst.saved_queries().values():
-            parameters = "\n".join(f":{name}  {text}" for name, text in query.parameters.items())
-            table.add_row(query.name, escape(parameters) or "-", escape(query.description))
+            listed = "\n".join(f":{name}  {text}" for name, text in query.parameters.items())
+            table.add_row(query.name, escape(listed) or "-", escape(query.description))
         console.print(table)
         return 0
     if bool(args.statement) == bool(args.saved):
@@ -471,7 +480,7 @@ def _sql(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _sql_table(result) -> Table:
+def _sql_table(result: QueryResult) -> Table:
     """Rows as an aligned table; cells are plain text (never rich markup), numbers right-aligned."""
     table = Table(caption=f"{len(result.rows)} rows")
     for index, name in enumerate(result.columns):
@@ -483,7 +492,7 @@ def _sql_table(result) -> Table:
     return table
 
 
-def _sql_cell(value) -> str:
+def _sql_cell(value: Any) -> str:
     from deepsift.sql.analyst import plain
 
     if value is None:
@@ -502,10 +511,10 @@ def _sql_server(args: argparse.Namespace, config: Config) -> int:
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
-def _print_scan(spark, config: Config, outcome) -> None:
+def _print_scan(spark: SparkSession, config: Config, outcome: ScanOutcome) -> None:
     from deepsift.lake.tables import VERDICTS, VIDEOS
 
     schema = config.lake.schema_name
@@ -536,7 +545,7 @@ def _print_scan(spark, config: Config, outcome) -> None:
     _print_where(config)
 
 
-def _run_ingest(spark, config: Config, paths: Sequence[str], ingest_date: date | None) -> None:
+def _run_ingest(spark: SparkSession, config: Config, paths: Sequence[str], ingest_date: date | None) -> None:
     from deepsift.stages.ingest import ingest
 
     with spark_progress(spark, "ingest"):
@@ -553,7 +562,7 @@ def _run_ingest(spark, config: Config, paths: Sequence[str], ingest_date: date |
     console.print(table)
 
 
-def _run_extract(spark, config: Config) -> None:
+def _run_extract(spark: SparkSession, config: Config) -> None:
     from deepsift.stages.extract import extract_pending
 
     with spark_progress(spark, "extract"):
@@ -581,21 +590,21 @@ def _print_where(config: Config) -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can fix from the message alone; imported late to keep ``--help`` fast."""
-    from deepsift.lake.jars import JarDownloadError
     from deepsift.detect.architectures import UnknownArchitectureError
     from deepsift.detect.corpus import CorpusError
     from deepsift.detect.pretrained import PretrainedWeightsError
     from deepsift.detect.quality import LabelsFileError
     from deepsift.detect.training import TrainingDataError
-    from deepsift.orchestration.submit import MasterUnreachableError
+    from deepsift.lake.jars import JarDownloadError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
     from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
+    from deepsift.orchestration.submit import MasterUnreachableError
     from deepsift.registry.errors import RegistryError
     from deepsift.reports.daily import ReportPathError
-    from deepsift.stages.ingest import NoInputError
     from deepsift.review.decisions import ReviewFileError
     from deepsift.sql.analyst import AnalystError
     from deepsift.sql.server import SqlServerError
+    from deepsift.stages.ingest import NoInputError
     from deepsift.stages.scan import ContractMismatchError
 
     return (

@@ -10,6 +10,7 @@ train on), so the demo shows both kinds of verdict. Clips are generated once and
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def manipulated_portrait() -> np.ndarray:
     return image
 
 
-def camera_move(image: np.ndarray, clip: DemoClip):
+def camera_move(image: np.ndarray, clip: DemoClip) -> Iterator[np.ndarray]:
     """Yield frames of a virtual camera zooming and panning over ``image``."""
     height, width = image.shape[:2]
     count = int(clip.seconds * FPS)
@@ -109,7 +110,7 @@ def camera_move(image: np.ndarray, clip: DemoClip):
         yield cv2.resize(view, SIZE, interpolation=cv2.INTER_AREA)
 
 
-def colour_field(clip: DemoClip):
+def colour_field(clip: DemoClip) -> Iterator[np.ndarray]:
     """Yield frames of a slowly shifting colour gradient (no face anywhere)."""
     ys, xs = np.mgrid[0 : SIZE[1], 0 : SIZE[0]].astype(np.float32)
     for index in range(int(clip.seconds * FPS)):
@@ -120,7 +121,7 @@ def colour_field(clip: DemoClip):
         yield frame.astype(np.uint8)
 
 
-def write_h264(path: Path, frames) -> None:
+def write_h264(path: Path, frames: Iterable[np.ndarray]) -> None:
     """Encode BGR frames as H.264 (yuv420p, a keyframe every second) into an MP4 at ``path``."""
     partial = path.with_suffix(".part.mp4")
     with av.open(str(partial), mode="w") as container:

@@ -48,4 +48,4 @@ def spark_progress(spark: SparkSession, description: str, console: Console | Non
             stop.set()
             poller.join()
             refresh()
-            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]  # None unsets it

@@ -77,7 +77,7 @@ class StandaloneCluster:
     def script(self, command: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["bash", str(CLUSTER_SCRIPT), command, "--state-dir", str(self.state_dir), *args],
-            capture_output=True, text=True, timeout=180, env=clean_environ(),
+            capture_output=True, text=True, timeout=180, env=clean_environ(), check=False,
         )
 
 

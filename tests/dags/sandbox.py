@@ -72,7 +72,7 @@ class AirflowSandbox:
             command += ["--retry-delay-s", str(retry_delay_s)]
         child_env = {key: value for key, value in {**self.env, **(env or {})}.items() if value is not None}
         process = subprocess.run(
-            command, env=child_env, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT
+            command, env=child_env, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT, check=False
         )
         output = process.stdout + process.stderr
         if process.returncode != 0 or not out.exists():

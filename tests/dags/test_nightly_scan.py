@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import socket
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ SCAN_DATE = date(2025, 6, 1)
 
 def logical_date_for(scan_date: date) -> datetime:
     """A manual run for logical date D covers the whole day before D, like the scheduled run at D."""
-    return datetime.combine(scan_date + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    return datetime.combine(scan_date + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def day_folder(sandbox: AirflowSandbox, scan_date: date, clips: tuple[str, ...], media_dir: Path) -> Path:
@@ -164,7 +164,7 @@ def test_a_missing_spark_connection_fails_at_once_saying_how_to_define_it(airflo
 
 def test_maintenance_compacts_and_vacuums_every_table_keeping_its_rows(airflow_sandbox, first_run):
     before = tables(airflow_sandbox)
-    result = airflow_sandbox.run("deepsift_maintenance", datetime(2025, 6, 8, 6, tzinfo=timezone.utc))
+    result = airflow_sandbox.run("deepsift_maintenance", datetime(2025, 6, 8, 6, tzinfo=UTC))
     assert result.state == "success", result.output[-5000:]
     assert tables(airflow_sandbox) == before
     for table in before:

@@ -4,7 +4,7 @@ VACUUM retention. No Airflow, no Spark: plain functions on real folders and sock
 from __future__ import annotations
 
 import socket
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from deepsift.orchestration.submit import (
 )
 from tests.dags.sandbox import REPO_ROOT
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 
@@ -136,7 +136,7 @@ def test_an_unknown_job_or_an_unsupported_master_is_refused_before_any_work(tmp_
     environ = {"DEEPSIFT_HOME": str(tmp_path)}
     with pytest.raises(SubmissionError, match="no Spark job"):
         build_submission(REPO_ROOT / "jobs", "nope", [], "local[2]", environ)
-    with pytest.raises(SubmissionError, match="spark.master.*master from the Airflow connection: mesos://m:5050"):
+    with pytest.raises(SubmissionError, match=r"spark\.master.*master from the Airflow connection: mesos://m:5050"):
         build_submission(REPO_ROOT / "jobs", "scan", [], "mesos://m:5050", environ)
     assert not (tmp_path / "cache").exists()
 

@@ -3,7 +3,7 @@ ends skipped and the champion stays), a better one measured on the same set beco
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import torch
@@ -36,12 +36,12 @@ def test_a_worse_challenger_is_refused_and_a_better_one_promoted(airflow_sandbox
     registry.set_alias("champion", champion)
     registry.set_alias("challenger", worse)
 
-    refused = airflow_sandbox.run("deepsift_promote", datetime(2025, 6, 3, tzinfo=timezone.utc), env=ENV)
+    refused = airflow_sandbox.run("deepsift_promote", datetime(2025, 6, 3, tzinfo=UTC), env=ENV)
     assert (refused.state, refused.state_of("promote")) == ("success", "skipped"), refused.output[-5000:]
     assert f"not promoted: refused: challenger v{worse} auc 0.6000 < champion v{champion}" in refused.output
     assert registry.resolve("@champion").version == champion
 
     registry.set_alias("challenger", better)
-    promoted = airflow_sandbox.run("deepsift_promote", datetime(2025, 6, 4, tzinfo=timezone.utc), env=ENV)
+    promoted = airflow_sandbox.run("deepsift_promote", datetime(2025, 6, 4, tzinfo=UTC), env=ENV)
     assert (promoted.state, promoted.state_of("promote")) == ("success", "success"), promoted.output[-5000:]
     assert registry.resolve("@champion").version == better

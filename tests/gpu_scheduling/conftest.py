@@ -69,7 +69,7 @@ class PseudoGpuCluster:
 def _cluster_script(state_dir: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), command, "--state-dir", str(state_dir), *args],
-        capture_output=True, text=True, timeout=180, env=clean_environ(),
+        capture_output=True, text=True, timeout=180, env=clean_environ(), check=False,
     )
 
 
@@ -100,7 +100,7 @@ def run_driver(scenario: str, tmp_path: Path, *args: str, timeout_s: float = 600
     env = clean_environ() | {"PYSPARK_PYTHON": sys.executable}
     completed = subprocess.run(
         [sys.executable, str(DRIVER), scenario, str(result_file), *args],
-        capture_output=True, text=True, timeout=timeout_s, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=timeout_s, env=env, cwd=tmp_path, check=False,
     )
     if completed.returncode != 0 or not result_file.exists():
         pytest.fail(f"driver {scenario} failed (exit {completed.returncode}):\n{completed.stderr[-6000:]}")

@@ -89,7 +89,7 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
     from pyspark.sql import functions as F
 
     from deepsift.detect.architectures import architecture_spec, build_detector_network
-    from deepsift.detect.contract import Thresholds
+    from deepsift.detect.contract import Thresholds, config_for_contract
     from deepsift.detect.scoring import FaceScorer
     from deepsift.faces.crops import decode_crop
     from deepsift.media.sources import to_uri
@@ -97,7 +97,6 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
     from deepsift.stages.extract import extract_pending
     from deepsift.stages.ingest import ingest
     from deepsift.stages.scan import ScanRequest, run_scan
-    from deepsift.detect.contract import config_for_contract
     from deepsift.verdicts.aggregation import aggregate
 
     config = base_config.model_copy(update={

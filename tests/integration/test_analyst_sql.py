@@ -15,10 +15,10 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 import pytest
-from pyspark.errors import AnalysisException
 import torch
 import yaml
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 
 from deepsift.cli import main
 from deepsift.detect.architectures import build_detector_network
@@ -135,7 +135,7 @@ def test_model_comparison_pairs_the_two_versions_video_by_video(spark, scanned_l
 
     sql, bound = analyst.bind_saved("compare-versions", {"a": str(first), "b": str(second)})
     summary = analyst.run_statement(spark, scanned_lake.config.lake.schema_name, sql, bound)
-    (pair,) = [dict(zip(summary.columns, row)) for row in summary.rows]
+    (pair,) = [dict(zip(summary.columns, row, strict=True)) for row in summary.rows]
     assert (pair["videos"], pair["agree"], pair["disagree"]) == (
         len(rows), sum(r["agree"] for r in rows), sum(not r["agree"] for r in rows)
     )

@@ -11,11 +11,11 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow.pyfunc
-from mlflow.exceptions import MlflowException
 import numpy as np
 import pytest
 import timm
 import torch
+from mlflow.exceptions import MlflowException
 
 from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
@@ -203,11 +203,11 @@ def test_import_checkpoint_unwraps_and_checks_shapes(
     truncated = dict(network.state_dict())
     del truncated["conv_stem.weight"]
     torch.save(truncated, tmp_path / "truncated.pt")
-    with pytest.raises(CheckpointMismatchError, match="missing key 'conv_stem.weight'"):
+    with pytest.raises(CheckpointMismatchError, match=r"missing key 'conv_stem\.weight'"):
         registry.import_checkpoint(tmp_path / "truncated.pt", ARCHITECTURE, contract, "# truncated")
 
     torch.save({"state_dict": network.state_dict(), "args": argparse.Namespace(lr=0.1)}, tmp_path / "pickled.pt")
-    with pytest.raises(CheckpointError, match="cannot read checkpoint .*pickled.pt as plain tensors"):
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*pickled\.pt as plain tensors"):
         registry.import_checkpoint(tmp_path / "pickled.pt", ARCHITECTURE, contract, "# has a Namespace")
     assert registry.list_versions() == []
 
@@ -238,9 +238,9 @@ def test_damaged_artifacts_raise_typed_errors(registry: DetectorRegistry, networ
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
     _stored_file(registry, version, STATE_DICT_FILE).unlink()
-    with pytest.raises(ModelArtifactError, match="version 1: cannot fetch state_dict.pt"):
+    with pytest.raises(ModelArtifactError, match=r"version 1: cannot fetch state_dict\.pt"):
         registry.load_scorer(version)
 
     _stored_file(registry, version, CONTRACT_FILE).unlink()
-    with pytest.raises(ContractMissingError, match="version 1: cannot fetch contract.json"):
+    with pytest.raises(ContractMissingError, match=r"version 1: cannot fetch contract\.json"):
         registry.load_contract(version)

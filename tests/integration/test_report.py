@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -161,7 +161,7 @@ def test_every_stored_text_is_escaped_wherever_the_page_shows_it(tmp_path):
         listed=(JudgedVideo(HOSTILE, HOSTILE, "error", None, HOSTILE),),
     )
     page = tmp_path / "hostile.html"
-    page.write_text(render_daily(data, datetime.now(timezone.utc)), encoding="utf-8")
+    page.write_text(render_daily(data, datetime.now(UTC)), encoding="utf-8")
     dom = dom_of(page)
     assert dom.tags["script"] == 0 and dom.tags["img"] == 0
     assert dom.all_text.count(HOSTILE) >= 8

@@ -20,12 +20,12 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
+from deepsift.detect.arrow_scoring import score_crop_batches
 from deepsift.detect.contract import Thresholds
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop, encode_crop
 from deepsift.lake.tables import ALL_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
-from deepsift.detect.arrow_scoring import score_crop_batches
 from deepsift.stages.score import scan_run_id, score_faces, shared_scorer
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate
@@ -70,7 +70,7 @@ def _write_extraction_rows(spark, config: Config, crops: list[bytes]) -> None:
     spark.createDataFrame(extractions, EXTRACTIONS.columns).write.insertInto(EXTRACTIONS.qualified(schema))
     bbox = {"x": 1.0, "y": 2.0, "w": 30.0, "h": 30.0}
     faces = [
-        (FACED, PP, frame, face, frame * 0.5, bbox, 0.9, "jpeg", crop) for (frame, face), crop in zip(FACE_KEYS, crops)
+        (FACED, PP, frame, face, frame * 0.5, bbox, 0.9, "jpeg", crop) for (frame, face), crop in zip(FACE_KEYS, crops, strict=True)
     ]
     faces.append((FACED, OTHER_PP, 9, 0, 4.5, bbox, 0.9, "jpeg", crops[0]))  # another version: never scored here
     spark.createDataFrame(faces, FACES.columns).write.insertInto(FACES.qualified(schema))
@@ -225,7 +225,7 @@ def test_executors_score_in_fixed_batches_with_one_loaded_model(config, scan, en
     scored = list(score_crop_batches(iter(arrow), lambda: shared_scorer(*key), batch_size=4))
     assert [batch.num_rows for batch in scored] == [4, 2]
     table = pa.Table.from_batches(scored)
-    assert list(zip(table["frame_index"].to_pylist(), table["face_index"].to_pylist())) == FACE_KEYS
+    assert list(zip(table["frame_index"].to_pylist(), table["face_index"].to_pylist(), strict=True)) == FACE_KEYS
     expected = scan.registry.load_scorer(scan.v1.version, device="cpu").score(scan.crops)
     np.testing.assert_allclose(table["score"].to_numpy(), expected, atol=1e-6)
     assert shared_scorer(*key) is shared_scorer(*key)

@@ -41,7 +41,8 @@ def _free_port() -> int:
 
 def _deepsift(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "deepsift.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "deepsift.cli", *args], env=env, capture_output=True, text=True, timeout=timeout,
+        check=False,
     )
 
 
@@ -99,7 +100,7 @@ def _beeline(port: int, schema: str, script: Path, statements: list[str]) -> tup
     done = subprocess.run(
         [str(spark_class), "org.apache.hive.beeline.BeeLine", "-u", f"jdbc:hive2://127.0.0.1:{port}/{schema}",
          "--outputformat=csv2", "--silent=true", "--force=true", "-f", str(script)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )
     lines = (RESIDUE.sub("", line.strip()) for line in re.split(r"[\r\n]+", done.stdout))
     return [line for line in lines if line], done.stderr

@@ -16,7 +16,13 @@ from pyspark.sql import Row
 
 from deepsift.cli import main
 from deepsift.config import load_config
-from deepsift.lake.readonly import EXTENSION_SOURCE, JDK_PACKAGE, READ_ONLY_CONF, JavacNotFoundError, ensure_extension_jar
+from deepsift.lake.readonly import (
+    EXTENSION_SOURCE,
+    JDK_PACKAGE,
+    READ_ONLY_CONF,
+    JavacNotFoundError,
+    ensure_extension_jar,
+)
 from deepsift.sql import analyst
 from deepsift.sql.server import SqlServerError, serve
 from deepsift.verdicts.labels import Verdict
@@ -36,7 +42,7 @@ def test_saved_queries_are_described_and_declare_exactly_the_markers_they_use():
 
 
 def test_bind_saved_refuses_unknown_names_and_parameters_and_leaves_omitted_ones_null():
-    with pytest.raises(analyst.UnknownSavedQueryError, match="no saved query 'nope'; known: .*daily-summary.*flagged"):
+    with pytest.raises(analyst.UnknownSavedQueryError, match=r"no saved query 'nope'; known: .*daily-summary.*flagged"):
         analyst.bind_saved("nope")
     with pytest.raises(analyst.ParameterError, match="has no parameter day; its parameters: date"):
         analyst.bind_saved("flagged", {"day": "2026-11-24"})
@@ -103,11 +109,13 @@ def test_sql_server_refuses_a_metastore_another_process_holds(tmp_path, monkeypa
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import fcntl, os, sys, time\n"
-         "handle = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.lockf(handle, fcntl.LOCK_EX)\n"
-         "print('locked', flush=True)\n"
-         "time.sleep(120)\n",
+         (
+             "import fcntl, os, sys, time\n"
+             "handle = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+             "fcntl.lockf(handle, fcntl.LOCK_EX)\n"
+             "print('locked', flush=True)\n"
+             "time.sleep(120)\n"
+         ),
          str(lock)],
         stdout=subprocess.PIPE, text=True,
     )

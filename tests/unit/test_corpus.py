@@ -95,10 +95,10 @@ def test_landmarks_found_again_in_a_stored_crop_match_the_ones_cut_with_it(small
 
 
 def test_manifest_problems_name_the_file_and_the_column(tmp_path):
-    with pytest.raises(CorpusError, match="MANIFEST.csv not found"):
+    with pytest.raises(CorpusError, match=r"MANIFEST\.csv not found"):
         read_manifest(tmp_path)
     (tmp_path / "MANIFEST.csv").write_text("path,source\na.jpg,x\n")
-    with pytest.raises(CorpusError, match="lacks the column.*identity_id, license, attribution"):
+    with pytest.raises(CorpusError, match=r"lacks the column.*identity_id, license, attribution"):
         read_manifest(tmp_path)
 
 

@@ -109,7 +109,7 @@ def test_other_exceptions_become_decode_error_without_restart(worker: IsolatedWo
 def test_unknown_target_is_a_programming_error(worker: IsolatedWorker) -> None:
     with pytest.raises(ValueError, match="no attribute"):
         worker.call("isolation_targets:does_not_exist")
-    with pytest.raises(ValueError, match="package.module:function"):
+    with pytest.raises(ValueError, match=r"package\.module:function"):
         worker.call("isolation_targets.echo")
 
 
@@ -122,9 +122,11 @@ def test_initializer_state_is_built_once_in_the_worker(monkeypatch: pytest.Monke
 
 def test_failing_initializer_raises_start_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(UNIT_DIR))
-    with IsolatedWorker(LIMITS, initializer="isolation_targets:raise_value_error") as worker:
-        with pytest.raises(WorkerStartError, match="ValueError: boom"):
-            worker.call("isolation_targets:echo", 1)
+    with (
+        IsolatedWorker(LIMITS, initializer="isolation_targets:raise_value_error") as worker,
+        pytest.raises(WorkerStartError, match="ValueError: boom"),
+    ):
+        worker.call("isolation_targets:echo", 1)
 
 
 class _Interrupted(Exception):
@@ -199,7 +201,7 @@ def test_worker_dies_with_its_parent(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     worker_pid = int(parent.stdout.split()[0])
     deadline = time.monotonic() + 5.0
     while _alive(worker_pid) and time.monotonic() < deadline:

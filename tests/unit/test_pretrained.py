@@ -57,5 +57,5 @@ def test_a_missing_wheel_is_one_line_naming_what_to_install():
 def test_tensors_that_do_not_fit_are_an_error_not_a_partial_load():
     network = build_detector_network("mobilenetv3_small_050")
     source = torch.load(EFFICIENTNET_LITE0.locate(), weights_only=True)
-    with pytest.raises(PretrainedWeightsError, match="backbone tensors|does not fit"):
+    with pytest.raises(PretrainedWeightsError, match=r"backbone tensors|does not fit"):
         copy_in_order(source, network, ("_fc.",), ("classifier.",), label="lite0")

@@ -74,7 +74,7 @@ def test_pseudo_fakes_are_blended_deterministically_per_epoch(landmarks):
 
 def test_wrong_crop_size_names_the_setting():
     dataset = SelfBlendDataset(_samples(1, 1, size=32), input_size=64, seed=0)
-    with pytest.raises(ValueError, match="faces.crop_size = 64"):
+    with pytest.raises(ValueError, match=r"faces\.crop_size = 64"):
         dataset[0]
 
 
@@ -108,7 +108,7 @@ def test_training_stops_early_when_held_out_auc_stops_improving():
 
 def test_too_few_people_fails_with_the_count():
     contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64)
-    with pytest.raises(TrainingDataError, match="at least 2 people or videos.*got 1"):
+    with pytest.raises(TrainingDataError, match=r"at least 2 people or videos.*got 1"):
         train_detector(_samples(1, 4), contract, TrainingSettings(pretrained=False))
     with pytest.raises(TrainingDataError, match="no training faces"):
         train_detector([], contract, TrainingSettings(pretrained=False))
@@ -118,7 +118,7 @@ def test_random_weights_must_be_asked_for_where_no_imagenet_weights_exist():
     from deepsift.detect.pretrained import PretrainedWeightsError
 
     contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64)
-    with pytest.raises(PretrainedWeightsError, match="no offline ImageNet weights.*efficientnet_lite0"):
+    with pytest.raises(PretrainedWeightsError, match=r"no offline ImageNet weights.*efficientnet_lite0"):
         train_detector(_samples(3, 1), contract, TrainingSettings())
 
 

@@ -13,6 +13,7 @@ GPU reads directly (at most ``DECODE_AHEAD + 1`` batches of them per task).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -167,7 +168,7 @@ def _submit(
     bounds = np.linspace(1, len(crops), threads + 1).astype(int)
     parts = [
         pool.submit(_decode_into, crops, pixels, int(start), int(stop))
-        for start, stop in zip(bounds, bounds[1:])
+        for start, stop in itertools.pairwise(bounds)
         if stop > start
     ]
     return _Pending(keys, pixels, parts)

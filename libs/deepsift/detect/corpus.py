@@ -18,6 +18,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ from deepsift.reasons import MediaError
 MANIFEST = "MANIFEST.csv"
 REQUIRED_COLUMNS = ("path", "source", "identity_id", "license", "attribution")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-CROP_FORMAT = "png"
+CROP_FORMAT: Final = "png"
 """Lossless: training adds its own JPEG jitter, and a second JPEG pass would mark every real crop."""
 
 

@@ -199,6 +199,7 @@ def plan_detect(spark: SparkSession, detect: DetectConfig) -> ResourceProfile | 
     (:func:`require_gpu_executors`): Spark would otherwise hold the stage pending forever.
     """
     context = spark.sparkContext
+    assert context.master is not None
     local = is_local_master(context.master)
     gpu_amount = profile_gpu_amount(
         detect, context.master, context.getConf().get(EXECUTOR_GPU_CONF), visible_cuda_devices() if local else 0
@@ -215,7 +216,7 @@ def executor_gpus(spark: SparkSession) -> dict[str, tuple[str, ...]]:
     Read from Spark's status store, the source of the UI's executors page (the public status
     tracker does not report resources); it works with the UI disabled.
     """
-    summaries = spark.sparkContext._jsc.sc().statusStore().executorList(True)
+    summaries = spark.sparkContext._jsc.sc().statusStore().executorList(True)  # noqa: SLF001 - the status store has no Python API
     found: dict[str, tuple[str, ...]] = {}
     for index in range(summaries.size()):
         summary = summaries.apply(index)

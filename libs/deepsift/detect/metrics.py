@@ -128,7 +128,7 @@ def plot_score_histogram(labels: np.ndarray, scores: np.ndarray, path: Path) -> 
     labels, scores = _checked(labels, scores)
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
-    edges = np.linspace(0.0, 1.0, 41)
+    edges = np.linspace(0.0, 1.0, 41).tolist()
     axes.hist(scores[labels == 0], bins=edges, alpha=0.6, label=f"authentic (n={int((labels == 0).sum())})")
     axes.hist(scores[labels == 1], bins=edges, alpha=0.6, label=f"manipulated (n={int(labels.sum())})")
     axes.set(xlabel="score", ylabel="videos", title="Score distribution")

@@ -165,8 +165,8 @@ def _jitter_resolution(image: np.ndarray, rng: np.random.Generator, always: bool
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     if choice < 0.5:
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
-        if ok:
-            return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        if ok and (decoded := cv2.imdecode(encoded, cv2.IMREAD_COLOR)) is not None:
+            return decoded
     return image
 
 
@@ -202,13 +202,15 @@ def _blend_mask(height: int, width: int, hull: np.ndarray, rng: np.random.Genera
 
     The hull is elastically deformed, randomly eroded or dilated, and feathered with a gaussian blur.
     """
-    hard = np.zeros((height, width), np.uint8)
+    hard: np.ndarray = np.zeros((height, width), np.uint8)
     cv2.fillConvexPoly(hard, cv2.convexHull(np.rint(hull).astype(np.int32)), 255)
     hard = _elastic(hard, rng)
     kernel_size = int(rng.integers(1, max(2, min(height, width) // 24) + 1)) * 2 + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
     hard = cv2.erode(hard, kernel) if rng.random() < 0.5 else cv2.dilate(hard, kernel)
-    soft = cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), rng.uniform(1.0, 3.0) * min(height, width) / 64)
+    soft: np.ndarray = cv2.GaussianBlur(
+        hard.astype(np.float32) / 255.0, (0, 0), rng.uniform(1.0, 3.0) * min(height, width) / 64
+    )
     soft /= max(float(soft.max()), 1e-6)  # feathering lowers only the edge: the face itself stays at full weight
     border_x, border_y = _border(width), _border(height)
     inside = np.zeros_like(soft)

@@ -206,7 +206,8 @@ def augment_face(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _jpeg(crop: np.ndarray, quality: int) -> np.ndarray:
     ok, encoded = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else crop
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else None
+    return crop if decoded is None else decoded
 
 
 def _collate(batch: list[list[tuple[np.ndarray, int]]]) -> tuple[np.ndarray, torch.Tensor]:
@@ -251,7 +252,7 @@ def train_detector(
         generator=torch.Generator().manual_seed(settings.seed),
     )
     network = build_detector_network(contract.architecture, pretrained=settings.pretrained)
-    network = network.to(device, memory_format=torch.channels_last)
+    network = network.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted at run time
     optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     total_steps = settings.epochs * len(loader)
     if settings.max_steps is not None:
@@ -269,7 +270,7 @@ def train_detector(
         network.train()
         if settings.freeze_batchnorm and settings.pretrained:
             for module in network.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001 - base of every batch norm
                     module.eval()
         losses = []
         for crops, labels in loader:

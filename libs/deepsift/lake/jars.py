@@ -65,5 +65,5 @@ def _ensure_jar(cache_dir: Path, repo: str, group: str, artifact: str, version: 
 
 
 def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed https/file repository URL
+    with urllib.request.urlopen(url, timeout=60) as response:  # fixed https/file repository URL
         return response.read()

@@ -80,7 +80,7 @@ def build_spark_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession for ``config``, with the deepsift schema present."""
     check_java()
     check_master_reachable(config.spark.master)
-    if SparkContext._gateway is None:  # a JVM of this process may hold the metastore itself
+    if SparkContext._gateway is None:  # noqa: SLF001 - a JVM of this process may hold the metastore itself
         check_metastore_free(config)
     # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
     # environment, not spark.pyspark.python, when it starts a session from Python.

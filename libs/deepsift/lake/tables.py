@@ -259,7 +259,8 @@ def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: D
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return int(metrics.first()["num_inserted_rows"])
+    (counts,) = metrics.collect()
+    return int(counts["num_inserted_rows"])
 
 
 def merge_upsert(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:
@@ -297,7 +298,8 @@ def merge_update(
         .whenMatchedUpdate(set={column: f"s.{column}" for column in columns})
         .execute()
     )
-    return int(metrics.first()["num_updated_rows"])
+    (counts,) = metrics.collect()
+    return int(counts["num_updated_rows"])
 
 
 def _key_condition(table: TableSpec) -> str:
@@ -307,6 +309,7 @@ def _key_condition(table: TableSpec) -> str:
 
 def _split_top_level(columns: str) -> list[str]:
     """Split a DDL column list on commas that are not inside ``<...>``."""
+    current: list[str]
     parts, depth, current = [], 0, []
     for char in columns:
         depth += char == "<"

@@ -20,6 +20,7 @@ worker per thread; a worker whose thread ended is replaced on the next call.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import os
@@ -118,15 +119,11 @@ class IsolatedWorker:
         """Stop the worker: politely (end of input), then by SIGKILL if it does not exit in time."""
         with self._lock:
             if self._conn is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self._conn.send(None)
-                except OSError:
-                    pass
             if self._process is not None:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(_CLOSE_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    pass
             self._kill()
 
     def __enter__(self) -> IsolatedWorker:
@@ -176,10 +173,8 @@ class IsolatedWorker:
         """The typed error for a worker that went away mid-call."""
         code = None
         if self._process is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self._process.wait(_CLOSE_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
         self._kill()
         if code is None:
             return MediaError(Reason.DECODE_ERROR, "worker closed its pipe and did not exit")
@@ -315,7 +310,7 @@ class _Runner:
 
 def _set_address_space_limit(memory_mb: int | None) -> None:
     """Cap virtual memory at ``memory_mb`` above what is mapped now; ``None`` lifts the cap."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if memory_mb is None:
         resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
         return

@@ -118,7 +118,7 @@ def clockwise_rotation(frame: VideoFrame | None, stream: VideoStream) -> int:
 
 
 def _right_angle(degrees: float) -> int:
-    return int(round(degrees / 90.0)) % 4 * 90
+    return round(degrees / 90.0) % 4 * 90
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,8 @@ def probe(path: str | os.PathLike[str], limits: DecodeLimits) -> ProbeResult:
         fields = _container_fields(container)
         stream = first_video_stream(container)
         if stream is None:
-            error = MediaError(Reason.NO_VIDEO_STREAM, f"{fields['n_streams']} streams, none of them video")
-            return ProbeResult(**fields, probe_status="error", probe_error=str(error))
+            missing = MediaError(Reason.NO_VIDEO_STREAM, f"{fields['n_streams']} streams, none of them video")
+            return ProbeResult(**fields, probe_status="error", probe_error=str(missing))
         fields.update(_stream_fields(container, stream))
         try:
             enforce_limits(fields["n_streams"], fields["width"], fields["height"], fields["duration_s"], limits)

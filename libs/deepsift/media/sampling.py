@@ -23,6 +23,7 @@ square and rotated upright.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 import statistics
@@ -35,9 +36,9 @@ from fractions import Fraction
 import av
 import cv2
 import numpy as np
-from av.codec.context import CodecContext
 from av.container import InputContainer
 from av.stream import Discard
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
@@ -251,7 +252,7 @@ def _plan(index: _Index, sampling: SamplingConfig, allow_keyframes: bool = True)
     if not index.has_pts:
         return _plan_by_order(index, n)
     timeline = sorted(pts for pts in index.shown_pts if pts is not None)
-    steps = [b - a for a, b in zip(timeline, timeline[1:]) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(timeline) if b > a]
     spacing = (timeline[-1] - timeline[0] + (statistics.median(steps) if steps else 1)) / n
     targets = [timeline[0] + (i + 0.5) * spacing for i in range(n)]
     if allow_keyframes and len(timeline) > n:
@@ -289,7 +290,7 @@ def _gops_holding(index: _Index, wanted_pts: set[int]) -> set[int] | None:
     if not starts or index.open_gops:
         return None
     last_wanted: dict[int, int] = {}
-    for pts, ordinal in zip(index.shown_pts, index.shown_ordinals):
+    for pts, ordinal in zip(index.shown_pts, index.shown_ordinals, strict=True):
         if pts in wanted_pts:
             gop = bisect.bisect_right(starts, ordinal) - 1
             start = starts[gop] if gop >= 0 else 0
@@ -369,7 +370,7 @@ def _decode(
         else:
             _open_decoder(context, threads)
         keeper = _Keeper(plan, limits, rotation, stream, out)
-        last_fed = max(plan.feed) if plan.feed is not None else None
+        last_fed = max(plan.feed) if plan.feed is not None else math.inf  # no feed: every packet is fed
         for ordinal, packet in enumerate(packets):
             if plan.feed is not None and ordinal not in plan.feed:
                 if ordinal > last_fed:
@@ -381,7 +382,7 @@ def _decode(
         keeper.decode(context, None)
 
 
-def _open_decoder(context: CodecContext, threads: int) -> None:
+def _open_decoder(context: VideoCodecContext, threads: int) -> None:
     """Open with frame and slice threads, or with one thread when no more can start within the limits."""
     context.thread_type = "AUTO"
     context.thread_count = threads
@@ -401,7 +402,7 @@ def _open_decoder(context: CodecContext, threads: int) -> None:
 @contextmanager
 def _packet_source(
     path: str | os.PathLike[str], index: _Index, stream: VideoStream, limits: DecodeLimits
-) -> Iterator[tuple[CodecContext, Iterable[av.Packet]]]:
+) -> Iterator[tuple[VideoCodecContext, Iterable[av.Packet]]]:
     """The cached packets with the index pass's decoder, or else a fresh demux of the file."""
     if index.packets is not None:
         yield stream.codec_context, index.packets
@@ -442,7 +443,7 @@ class _Keeper:
     def done(self) -> bool:
         return len(self.taken) >= self.plan.n_wanted
 
-    def decode(self, context: CodecContext, packet: av.Packet | None) -> None:
+    def decode(self, context: VideoCodecContext, packet: av.Packet | None) -> None:
         try:
             frames = context.decode(packet)
         except av.error.MemoryError as error:

@@ -12,7 +12,7 @@ the run's params, else from the Airflow variables ``deepsift_source_root`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
@@ -47,13 +47,13 @@ def scan_date_for(start: datetime | None, end: datetime | None, now: datetime) -
         raise ScanInputError("the run has no data interval: trigger it with a logical date")
     if start.tzinfo is None or end.tzinfo is None:
         raise ScanInputError(f"data interval {start} - {end} has no time zone")
-    start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     if start.time() != time(0) or end - start != timedelta(days=1):
         raise ScanInputError(f"data interval {start.isoformat()} - {end.isoformat()} is not one whole UTC day")
     if end > now:
         raise ScanInputError(
             f"scan date {start.date().isoformat()} is in the future or not over yet: its uploads are complete "
-            f"at {end.isoformat()}, it is now {now.astimezone(timezone.utc).isoformat(timespec='seconds')}"
+            f"at {end.isoformat()}, it is now {now.astimezone(UTC).isoformat(timespec='seconds')}"
         )
     return start.date()
 
@@ -98,7 +98,7 @@ def resolve_upload_day(
     now: datetime | None = None,
 ) -> UploadDay:
     """Validate a run's data interval and find its day's uploads (see the module docstring)."""
-    scan_date = scan_date_for(start, end, now or datetime.now(timezone.utc))
+    scan_date = scan_date_for(start, end, now or datetime.now(UTC))
     folder = source_folder(scan_date, source_root, layout)
     return UploadDay(scan_date, folder, count_uploads(folder, scan_date))
 

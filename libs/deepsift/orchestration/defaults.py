@@ -5,7 +5,7 @@ Standard library only: the DAG files import this module while Airflow parses the
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 OWNER = "deepsift"
@@ -13,7 +13,7 @@ SPARK_CONN_ID = "spark_default"
 SPARK_POOL = "deepsift_spark"
 """One slot by default (``infra/airflow_standalone.sh`` creates it): an embedded Derby metastore admits
 one JVM at a time, so the DAGs' Spark jobs must not overlap. Raise the slots with a metastore service."""
-START_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 """The earliest logical date: backfills reach back to it, catch-up is off."""
 RETRIES = 2
 RETRY_DELAY = timedelta(minutes=5)

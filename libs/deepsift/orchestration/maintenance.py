@@ -77,7 +77,8 @@ def maintain_tables(
         if not spark.catalog.tableExists(name):
             done.append(TableMaintenance(name, exists=False))
             continue
-        metrics = spark.sql(f"OPTIMIZE {name}").first().metrics
+        (optimized,) = spark.sql(f"OPTIMIZE {name}").collect()
+        metrics = optimized.metrics
         spark.sql(f"VACUUM {name} RETAIN {retention_hours} HOURS").collect()
         done.append(TableMaintenance(name, True, metrics.numFilesRemoved, metrics.numFilesAdded))
     return done

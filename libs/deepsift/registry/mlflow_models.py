@@ -53,6 +53,7 @@ from deepsift.registry.errors import (
     ModelArtifactError,
     ModelCodeNotFoundError,
     ModelNotFoundError,
+    RegistryError,
 )
 
 STATE_DICT_FILE = "state_dict.pt"
@@ -320,6 +321,8 @@ class DetectorRegistry:
         0.95
         """
         info = self.resolve(version)
+        if info.run_id is None:
+            raise RegistryError(f"{info.model_uri} has no MLflow run to record its evaluation in")
         step = int(time.time())
         for name, value in metrics.items():
             self.client.log_metric(info.run_id, name, float(value), step=step)
@@ -474,7 +477,9 @@ class DetectorRegistry:
         except MlflowException as error:  # created by another process meanwhile
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
-            return self.client.get_experiment_by_name(self.experiment_name).experiment_id
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            assert experiment is not None
+            return experiment.experiment_id
 
     def _ensure_registered_model(self) -> None:
         try:

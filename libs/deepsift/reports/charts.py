@@ -47,7 +47,7 @@ def trend_chart(days: Sequence[date], counts: Mapping[date, Mapping[str, int]], 
         x = left + index * band
         if day == highlight:
             parts.append(f'<rect x="{x:.1f}" y="{top}" width="{band:.1f}" height="{plot_h}" fill="#fff3cd"/>')
-        base = top + plot_h
+        base: float = top + plot_h
         for verdict in Verdict:
             count = counts.get(day, {}).get(verdict, 0)
             if not count:
@@ -82,7 +82,7 @@ def timeline_chart(faces: Sequence[FaceScore], thresholds: Thresholds | None) ->
     timed = all(face.ts_s is not None for face in faces)
 
     def position(face: FaceScore) -> float:
-        return face.ts_s if timed else float(face.frame_index)
+        return face.ts_s if timed and face.ts_s is not None else float(face.frame_index)
 
     x_max = max((position(face) for face in faces), default=0.0) or 1.0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -60,7 +60,7 @@ def generate_daily_report(
     A date without a scan gives a page saying so, not an error.
     """
     path = report_path(config, report_date, out)
-    generated_at = datetime.now(timezone.utc)
+    generated_at = datetime.now(UTC)
     data = read_daily(spark, config, report_date, settings or ReportSettings())
     page = render_daily(data, generated_at).encode("utf-8")
     partial = path.with_name(f".{path.name}.partial")

@@ -23,7 +23,7 @@ import csv
 import io
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -194,7 +194,7 @@ def import_decisions(spark: SparkSession, config: Config, decisions: DecisionFil
     decided = [row for row in decisions.rows if row.decision is not None]
     updated = 0
     if decided:
-        reviewed_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        reviewed_at = datetime.now(UTC).replace(tzinfo=None)
         updates = spark.createDataFrame(
             [
                 (row.video_id, row.model_name, row.model_version, str(row.decision), row.reviewer, row.note)

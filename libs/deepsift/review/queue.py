@@ -15,7 +15,7 @@ table; training treats videos without a label, dismissed ones included, as authe
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pyspark.sql import SparkSession
@@ -96,7 +96,7 @@ def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
         (F.col("run_id") == run_id) & F.col("verdict").isin(*(str(verdict) for verdict in PRIORITY_BASE))
     )
     bases = F.create_map(*(F.lit(value) for verdict, base in PRIORITY_BASE.items() for value in (str(verdict), base)))
-    enqueued_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    enqueued_at = datetime.now(UTC).replace(tzinfo=None)
     return merge_insert_new(
         spark,
         schema,

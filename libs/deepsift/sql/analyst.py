@@ -141,7 +141,7 @@ def to_csv(result: QueryResult) -> str:
 
 def to_json(result: QueryResult) -> str:
     """A JSON array with one object per row (column -> value); dates and timestamps in ISO 8601."""
-    return json.dumps([dict(zip(result.columns, map(plain, row))) for row in result.rows], indent=2, ensure_ascii=False)
+    return json.dumps([dict(zip(result.columns, map(plain, row), strict=True)) for row in result.rows], indent=2, ensure_ascii=False)
 
 
 def plain(value: Any) -> Any:

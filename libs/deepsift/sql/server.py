@@ -57,7 +57,8 @@ def server_command(config: Config, port: int) -> list[str]:
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     # spark-submit adds the primary resource `spark-internal` itself for this class; what follows is the server's.
-    return command + [
+    return [
+        *command,
         "--hiveconf", f"hive.server2.thrift.bind.host={BIND_HOST}",
         "--hiveconf", f"hive.server2.thrift.port={port}",
     ]

@@ -14,17 +14,18 @@ import heapq
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from deepsift.config import Config
+from deepsift.config import Config, DecodeLimits, SamplingConfig
 from deepsift.faces.detector import build_face_detector
 from deepsift.faces.extraction import VideoExtraction, preprocess_version
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
-from deepsift.media.isolation import shared_worker
+from deepsift.media.isolation import IsolatedWorker, shared_worker
 from deepsift.media.sources import opened_locally
 from deepsift.reasons import MediaError
 
@@ -75,7 +76,7 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
 
     extracted = _extract(spark, config, [row.asDict() for row in videos], version, detector, target)
     extracted = extracted.checkpoint(eager=True)
-    now = F.lit(datetime.now(timezone.utc).replace(tzinfo=None)).cast("timestamp")
+    now = F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp")
     merge_insert_new(spark, schema, EXTRACTIONS, extracted.withColumn("extracted_at", now))
     faces = extracted.select("video_id", "preprocess_version", F.explode("faces").alias("f")).select(
         "video_id",
@@ -134,8 +135,6 @@ def _extract(
     settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json(), str(config.cache_dir))
 
     def extract_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from deepsift.config import DecodeLimits, SamplingConfig
-
         sampling, limits = SamplingConfig.model_validate_json(settings[0]), DecodeLimits.model_validate_json(settings[1])
         worker = shared_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2], settings[3]))
         _check_detector(worker, detector)
@@ -147,7 +146,7 @@ def _extract(
     return listing.mapInArrow(extract_partition, EXTRACTED_SCHEMA)
 
 
-def _check_detector(worker, expected: str) -> None:
+def _check_detector(worker: IsolatedWorker, expected: str) -> None:
     """Fail the task when an executor would run another face detector than the driver planned."""
     try:
         running = worker.call("deepsift.faces.extraction:detector_name")
@@ -160,7 +159,9 @@ def _check_detector(worker, expected: str) -> None:
         )
 
 
-def _extract_one(worker, target: str, video: dict, sampling, limits) -> VideoExtraction:
+def _extract_one(
+    worker: IsolatedWorker, target: str, video: dict[str, Any], sampling: SamplingConfig, limits: DecodeLimits
+) -> VideoExtraction:
     """One video, never an exception: probe failures and worker failures become error results."""
     if video["probe_status"] != "ok":
         reason, _, detail = (video["probe_error"] or "open_error: probe failed").partition(": ")
@@ -227,14 +228,14 @@ _ARROW_SCHEMA = pa.schema([
 
 
 def _summarize(extracted: DataFrame, version: str, detector: str, seconds: float) -> ExtractSummary:
-    totals = extracted.agg(
+    (totals,) = extracted.agg(
         F.count("*").alias("videos"),
         F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
         F.sum("n_faces").alias("faces"),
         F.sum(F.when(F.col("n_faces") > 0, 1).otherwise(0)).alias("with_faces"),
         F.sum("decode_s").alias("decode_s"),
         F.sum("faces_s").alias("faces_s"),
-    ).first()
+    ).collect()
     errors = extracted.where("status = 'error'").groupBy("reason").count().collect()
     return ExtractSummary(
         preprocess_version=version,

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -81,7 +81,7 @@ def _list_local(item: str) -> list[str] | None:
     if path.is_file():
         return [to_uri(str(path))]
     if path.is_dir():
-        files = []
+        files: list[Path] = []
         for folder, subfolders, names in os.walk(path):
             subfolders[:] = [name for name in subfolders if not name.startswith(".")]
             files.extend(Path(folder, name) for name in names if not name.startswith("."))
@@ -91,6 +91,7 @@ def _list_local(item: str) -> list[str] | None:
 
 def _list_hadoop(spark: SparkSession, item: str) -> list[str] | None:
     jvm = spark.sparkContext._jvm  # noqa: SLF001 - the Hadoop FileSystem API is only reachable through py4j
+    assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(item)
     filesystem = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
     statuses = filesystem.globStatus(hadoop_path) or []
@@ -114,7 +115,7 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
     Raises :class:`NoInputError` when no input exists; missing inputs next to existing ones are
     reported in the summary and skipped.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     listing = list_inputs(spark, inputs)
     for item in listing.missing:
         log.warning("input %s does not exist or holds no file; skipped", item)
@@ -143,7 +144,7 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         videos_total=total,
         probe_errors={row["reason"]: row["count"] for row in errors},
         missing_inputs=listing.missing,
-        seconds=(datetime.now(timezone.utc) - started).total_seconds(),
+        seconds=(datetime.now(UTC) - started).total_seconds(),
     )
 
 

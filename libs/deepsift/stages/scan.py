@@ -13,10 +13,10 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
@@ -27,7 +27,7 @@ from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
 from deepsift.stages.ingest import IngestSummary, ingest
-from deepsift.stages.score import score_faces, scan_run_id
+from deepsift.stages.score import scan_run_id, score_faces
 from deepsift.stages.verdicts import VerdictSummary, write_verdicts
 
 
@@ -66,7 +66,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     for moderators (:func:`deepsift.review.queue.enqueue_flagged`).
     """
     seconds: dict[str, float] = {}
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     model = DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
     model_config = config_for_contract(config, model.contract)
 
@@ -111,7 +111,7 @@ def rescore(
     compare versions, and queueing its flags would flood the queue with videos already judged.
     """
     seconds: dict[str, float] = {}
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     info = DetectorRegistry(config.mlflow, config.home).resolve(model)
     model_config = config_for_contract(config, info.contract)
     version, _ = planned_preprocess_version(model_config)
@@ -140,7 +140,13 @@ def rescore(
 
 
 def _score_and_judge(
-    spark, config, model, preprocess_version, scan_date, seconds, video_ids=None
+    spark: SparkSession,
+    config: Config,
+    model: ModelVersionInfo,
+    preprocess_version: str,
+    scan_date: date,
+    seconds: dict[str, float],
+    video_ids: DataFrame | None = None,
 ) -> tuple[VerdictSummary, str | None]:
     """Score and judge; returns the verdicts and the detect path the score tasks took."""
     clock = time.perf_counter()
@@ -184,7 +190,7 @@ def _record_run(
         "status": "failed" if error else "succeeded",
         "error": f"{type(error).__name__}: {error}"[:2000] if error else None,
         "started_at": started_at.replace(tzinfo=None),
-        "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
         "detect_path": detect_path,
     }
     source = spark.createDataFrame([row], SCAN_RUNS.columns)

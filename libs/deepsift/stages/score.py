@@ -130,11 +130,11 @@ def score_faces(
         )
         .checkpoint(eager=True)
     )
-    totals = scored.agg(
+    (totals,) = scored.agg(
         F.count("*").alias("faces"),
         F.countDistinct("video_id").alias("videos"),
         F.array_join(F.array_sort(F.collect_set("detect_path")), ",").alias("paths"),
-    ).first()
+    ).collect()
     if totals["faces"]:
         merge_insert_new(spark, schema, FACE_SCORES, scored)  # writes the table's columns: detect_path stays out
     seconds = time.perf_counter() - started

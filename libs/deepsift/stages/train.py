@@ -42,9 +42,9 @@ from deepsift.detect.training import (
 from deepsift.faces.crops import decode_crop, find_landmarks_in_crop
 from deepsift.faces.detector import build_face_detector
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS
-from deepsift.review.queue import REVIEW_LABELS
 from deepsift.registry.errors import ModelNotFoundError
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.review.queue import REVIEW_LABELS
 from deepsift.stages.extract import extract_pending
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ def train_and_register(spark: SparkSession | None, config: Config, request: Trai
             params=_run_params(contract, request, result, data),
             eval_set_id=report.eval_set_id,
         )
+        assert version.run_id is not None  # log_and_register logs every version in a new run
         _log_history(registry, version.run_id, result.history)
         registry.record_evaluation(version.version, report.metrics, report.eval_set_id, [report.roc_path, report.histogram_path])
     if request.alias:
@@ -252,8 +253,8 @@ def _labelled_videos(spark: SparkSession, config: Config, version: str, selectio
         videos = videos.where(F.col("ingest_date") >= F.lit(selection.since))
     if selection.until:
         videos = videos.where(F.col("ingest_date") <= F.lit(selection.until))
-    if selection.uri_prefix:
-        videos = videos.where(F.exists("uris", lambda uri: uri.startswith(selection.uri_prefix)))
+    if prefix := selection.uri_prefix:
+        videos = videos.where(F.exists("uris", lambda uri: uri.startswith(prefix)))
     extracted = spark.table(EXTRACTIONS.qualified(schema)).where(
         (F.col("preprocess_version") == version) & (F.col("n_faces") > 0)
     )
@@ -274,7 +275,8 @@ def _read_crops(
     spark: SparkSession, config: Config, version: str, videos: dict[str, int]
 ) -> tuple[dict[str, list[tuple[int, bytes]]], int]:
     """Crops per video as (frame_index, encoded crop), read from one pinned Delta snapshot."""
-    location = spark.sql(f"DESCRIBE DETAIL {FACES.qualified(config.lake.schema_name)}").first()["location"]
+    (detail,) = spark.sql(f"DESCRIBE DETAIL {FACES.qualified(config.lake.schema_name)}").collect()
+    location = detail["location"]
     table = DeltaTable(location.removeprefix("file:"))
     dataset = table.to_pyarrow_dataset()
     rows = dataset.to_table(
@@ -308,8 +310,10 @@ def model_card(
     lines = [
         f"# {contract.architecture} at {contract.input_size} px",
         "",
-        f"Trained by deepsift from {init}, on real faces and their self-blended pseudo-fakes "
-        f"({settings.mask.removesuffix('s')} masks), seed {settings.seed}.",
+        (
+            f"Trained by deepsift from {init}, on real faces and their self-blended pseudo-fakes "
+            f"({settings.mask.removesuffix('s')} masks), seed {settings.seed}."
+        ),
         "",
         "## Data",
     ]
@@ -317,8 +321,10 @@ def model_card(
         corpus = data.corpus
         skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(corpus.skipped.items())) or "none"
         lines += [
-            f"- Corpus `{data.corpus_path}`: {len(corpus.samples)} faces of {corpus.identities} people from "
-            f"{corpus.files_used} files (skipped: {skipped}). Sources and the attribution each requires:",
+            (
+                f"- Corpus `{data.corpus_path}`: {len(corpus.samples)} faces of {corpus.identities} people from "
+                f"{corpus.files_used} files (skipped: {skipped}). Sources and the attribution each requires:"
+            ),
             *(_attribution_line(source, licence, texts) for source, (licence, texts) in sorted(corpus.licences.items())),
         ]
         caveats = corpus_caveats(data.corpus_path) if data.corpus_path else None
@@ -335,26 +341,32 @@ def model_card(
         "",
         "## Contract",
         "",
-        f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
-        f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
-        f"`{contract.aggregation}`.",
+        (
+            f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
+            f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
+            f"`{contract.aggregation}`."
+        ),
         "",
         "## Figures",
         "",
         f"- Best held-out epoch {result.best_epoch} of {len(result.history)}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in best.items()),
-        f"- Thresholds calibrated on the held-out real faces for false-positive rates of "
-        f"{request.suspicious_fpr:.0%} (suspicious {report.thresholds.suspicious:.4f}) and "
-        f"{request.manipulated_fpr:.0%} (manipulated {report.thresholds.manipulated:.4f}).",
+        (
+            f"- Thresholds calibrated on the held-out real faces for false-positive rates of "
+            f"{request.suspicious_fpr:.0%} (suspicious {report.thresholds.suspicious:.4f}) and "
+            f"{request.manipulated_fpr:.0%} (manipulated {report.thresholds.manipulated:.4f})."
+        ),
         f"- Held-out set ({report.n_videos} photos or videos and their self-blended copies): {metrics}.",
         "",
         "## Known weaknesses",
         "",
-        "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
-        "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
-        "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
-        "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
-        "rates only on uploads that look alike; recalibrate on the platform's own real videos.",
+        (
+            "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
+            "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
+            "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
+            "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
+            "rates only on uploads that look alike; recalibrate on the platform's own real videos."
+        ),
     ]
     return "\n".join(lines) + "\n"
 

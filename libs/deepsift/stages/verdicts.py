@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -98,7 +98,7 @@ def write_verdicts(
         if row["reason"] is not None:
             by_reason[row["reason"]] += row["count"]
     if by_verdict:
-        scanned_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        scanned_at = datetime.now(UTC).replace(tzinfo=None)
         decided = labelled.where(F.col("verdict").isNotNull())
         merge_insert_new(
             spark,
