@@ -22,9 +22,14 @@ scan: install prereqs
 starter: install
 	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) $(BIN)/deepsift starter --corpus $(CORPUS)
 
+# Two pytest workers: most tests wait on a JVM, a child process or a sleeping retry, so two share two
+# cores well; tests that share a costly fixture stay in one worker (tests/conftest.py). TEST_WORKERS=0
+# runs them all in this process.
+TEST_WORKERS ?= 2
+
 test: lint prereqs
 	bash infra/check_prereqs.sh ffmpeg chromium
-	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 # Static checks, configured in pyproject.toml: ruff over the whole tree, then mypy over libs/.

@@ -66,7 +66,7 @@ alive() {
   local pid state args
   pid="$(cat "$1")"
   state="$(ps -o stat= -p "$pid" 2>/dev/null)" || return 1
-  args="$(ps -o args= -p "$pid" 2>/dev/null)" || return 1
+  args="$(ps -ww -o args= -p "$pid" 2>/dev/null)" || return 1  # -ww: never cut at $COLUMNS
   [ "${state:0:1}" != Z ] && [[ "$args" == *org.apache.spark.deploy.* ]]
 }
 
