@@ -64,7 +64,6 @@ from device_timing import Cost, timed
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CROPS = REPO_ROOT / ".deepsift" / "bench" / "crops.parquet"
 DEFAULT_MEDIA = REPO_ROOT.parent / "shared" / "media"
-DEFAULT_YUNET = REPO_ROOT.parent / "shared" / "models" / "yunet_n_640_640.onnx"
 DEFAULT_ARCHS = ["efficientnet_b0", "xception", "efficientnet_b4"]
 CROP_SIZE = 380
 """Crops are stored at the largest input size measured (EfficientNet-B4) and shrunk for the others."""
@@ -87,15 +86,13 @@ CROPS_SCHEMA = pa.schema([
 # --- making the crops (runs where the media stack and the shared media are) -----------------------
 
 
-def make_crops(out: Path, media: Path, yunet: Path, frames_per_video: int, max_mb: float) -> None:
+def make_crops(out: Path, media: Path, frames_per_video: int, max_mb: float) -> None:
     """Extract JPEG face crops of every clip in ``media/faces`` with deepsift's pipeline; write Parquet."""
     from deepsift.config import DecodeLimits, FacesConfig, SamplingConfig
     from deepsift.faces.extraction import extract_video, init_worker
 
-    faces = FacesConfig(crop_size=CROP_SIZE, jpeg_quality=JPEG_QUALITY, yunet_model_path=yunet, allow_download=False)
-    state = init_worker(faces.model_dump_json(), str(out.parent / "cache"))
-    if not state.detector.name.startswith("yunet"):
-        raise SystemExit(f"YuNet weights not found at {yunet}: the crops must come from the scan's detector")
+    faces = FacesConfig(crop_size=CROP_SIZE, jpeg_quality=JPEG_QUALITY)
+    state = init_worker(faces.model_dump_json())
     sampling, limits = SamplingConfig(frames_per_video=frames_per_video), DecodeLimits()
     rows: list[dict[str, object]] = []
     for clip in sorted((media / "faces").iterdir()):
@@ -335,7 +332,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--make-crops", type=Path, metavar="FILE", help="extract crops from the shared media to FILE")
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA, help="shared media folder (with faces/)")
-    parser.add_argument("--yunet", type=Path, default=DEFAULT_YUNET, help="YuNet ONNX weights")
     parser.add_argument("--frames-per-video", type=int, default=1024, help="frames sampled per clip for crops")
     parser.add_argument("--max-mb", type=float, default=20.0, help="crops file budget; an even subset beyond it")
     parser.add_argument("--crops", type=Path, default=DEFAULT_CROPS, help="crops file made by --make-crops")
@@ -351,7 +347,7 @@ def main() -> None:
     parser.add_argument("--decode-threads", type=int, help="decode threads of (ii) and (w1) (default: the UDF's, crop_decode_threads)")
     args = parser.parse_args()
     if args.make_crops:
-        make_crops(args.make_crops, args.media, args.yunet, args.frames_per_video, args.max_mb)
+        make_crops(args.make_crops, args.media, args.frames_per_video, args.max_mb)
         return
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("no CUDA device is visible: pass --device cpu (with --limit N for a quick check)")

@@ -114,7 +114,7 @@ def register_champion(home: Path) -> str:
 
 
 def run_scan(
-    master: str, label: str, cores: int, folder: Path, home: Path, tracking_uri: str, yunet: Path | None
+    master: str, label: str, cores: int, folder: Path, home: Path, tracking_uri: str
 ) -> Run:
     """``deepsift scan folder`` on ``master`` in a child process with its own home."""
     from deltalake import DeltaTable
@@ -130,8 +130,6 @@ def run_scan(
         "DEEPSIFT_SPARK__EXTRA_CONF": json.dumps(conf),
         "DEEPSIFT_MLFLOW__TRACKING_URI": tracking_uri,
     }
-    if yunet:
-        env |= {"DEEPSIFT_FACES__YUNET_MODEL_PATH": str(yunet), "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false"}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     process = subprocess.run(
@@ -189,8 +187,6 @@ def table(runs: list[Run]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--media", type=Path, default=REPO_ROOT.parent / "shared" / "media")
-    parser.add_argument("--yunet", type=Path, default=REPO_ROOT.parent / "shared" / "models" / "yunet_n_640_640.onnx",
-                        help="YuNet weights (missing: the cached download)")
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--durations", type=int, nargs="+", default=[5, 10, 20, 30])
     args = parser.parse_args()
@@ -202,16 +198,15 @@ def main() -> None:
         total_s = sum(itertools.islice(itertools.cycle(args.durations), len(clips)))
         print(f"{len(clips)} clips, {total_s:.0f} s of video, in {folder}", flush=True)
         tracking_uri = register_champion(root / "model-store")
-        yunet = args.yunet if args.yunet.exists() else None
         runs = []
         for master, cores in (("local[1]", 1), ("local[2]", 2)):
-            runs.append(run_scan(master, master, cores, folder, root / f"home-{cores}", tracking_uri, yunet))
+            runs.append(run_scan(master, master, cores, folder, root / f"home-{cores}", tracking_uri))
             print(runs[-1], flush=True)
         state_dir = root / "cluster"
         try:
             url = start_cluster(state_dir)
             label = "standalone, 2 workers x 1 core"
-            runs.append(run_scan(url, label, 2, folder, root / "home-cluster", tracking_uri, yunet))
+            runs.append(run_scan(url, label, 2, folder, root / "home-cluster", tracking_uri))
             print(runs[-1], flush=True)
         finally:
             subprocess.run(["bash", str(CLUSTER_SCRIPT), "stop", "--state-dir", str(state_dir)], check=False)

@@ -66,7 +66,6 @@ from deepsift.config import Config, load_config
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = REPO_ROOT / ".deepsift" / "bench" / "scan"
 DEFAULT_MEDIA = REPO_ROOT.parent / "shared" / "media"
-DEFAULT_YUNET = REPO_ROOT.parent / "shared" / "models" / "yunet_n_640_640.onnx"
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 MODES = ("scan", "pool", "reference")
 LABELS = {
@@ -268,14 +267,12 @@ def fresh_home(work: Path, jars: Path) -> Path:
     return home
 
 
-def scan_environment(home: Path, yunet: Path, keyframe_min_coverage: float | None = None) -> dict[str, str]:
+def scan_environment(home: Path, keyframe_min_coverage: float | None = None) -> dict[str, str]:
     """The environment of ``deepsift scan``: this one without other ``DEEPSIFT_*`` keys, plus the bench's."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")}
     env.update({
         "DEEPSIFT_HOME": str(home),
         "DEEPSIFT_SPARK__MASTER": f"local[{WORKERS}]",
-        "DEEPSIFT_FACES__YUNET_MODEL_PATH": str(yunet),
-        "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
         "COLUMNS": "200",
         "PYTHONUNBUFFERED": "1",
     })
@@ -394,7 +391,7 @@ def pool_init(config_json: str, version: int, score_batch: int) -> None:
     config = Config.model_validate_json(config_json)
     _POOL_STATE.update(
         config=config,
-        worker=init_worker(config.faces.model_dump_json(), str(config.cache_dir)),
+        worker=init_worker(config.faces.model_dump_json()),
         scorer=DetectorRegistry(config.mlflow, config.home).load_scorer(version, device="cpu"),
         score_batch=score_batch,
     )
@@ -484,7 +481,7 @@ def reference_loop(paths: list[str], config_json: str, version: int, threads: in
 
     torch.set_num_threads(threads)
     config = Config.model_validate_json(config_json)
-    detector = build_face_detector(config.faces, config.cache_dir)
+    detector = build_face_detector(config.faces)
     scorer = DetectorRegistry(config.mlflow, config.home).load_scorer(version, device="cpu")
     network, contract = scorer.network, scorer.contract
     rows = []
@@ -633,7 +630,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="clips, homes and logs (reused)")
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA, help="shared media folder (with faces/)")
-    parser.add_argument("--yunet", type=Path, default=DEFAULT_YUNET, help="YuNet ONNX weights")
     parser.add_argument("--clips", type=int, default=24, help="number of clips (at least 20 for the docs)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each clip")
     parser.add_argument("--gop-s", type=float, default=2.0, help="seconds between keyframes")
@@ -652,8 +648,6 @@ def main() -> None:
     parser.add_argument("--clips-only", action="store_true", help="make the clips and stop")
     args = parser.parse_args()
     work = args.work.resolve()
-    if not args.yunet.is_file():
-        parser.error(f"YuNet weights not found: {args.yunet}")
     *clips, single = ensure_clips(work, args.media.resolve(), args.clips + 1, args.seconds, args.gop_s)
     if args.clips_only:
         return
@@ -669,7 +663,7 @@ def main() -> None:
     home = fresh_home(work, jars)
     logs = home / "logs"
     logs.mkdir()
-    env = scan_environment(home, args.yunet.resolve(), args.keyframe_min_coverage)
+    env = scan_environment(home, args.keyframe_min_coverage)
     config = load_config(environ=env)
     version, contract_json = register_model(config, args.arch, args.input_size)
     scan_config = model_config(config, contract_json)

@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("TEST_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
 MEDIA_DIR = SHARED_DIR / "media"
 YUNET_640 = SHARED_DIR / "models" / "yunet_n_640_640.onnx"
+YUNET_320 = SHARED_DIR / "models" / "yunet_n_320_320.onnx"
 
 
 def _require(path: Path) -> Path:
@@ -40,8 +41,14 @@ def media_manifest(media_dir: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def yunet_model() -> Path:
-    """YuNet weights from the shared folder; tests never download them."""
+    """The shared folder's copy of the packaged YuNet weights, for tests that give a weights file."""
     return _require(YUNET_640)
+
+
+@pytest.fixture(scope="session")
+def yunet_320_model() -> Path:
+    """Other YuNet weights than the packaged ones (the 320x320 export), as a user might configure."""
+    return _require(YUNET_320)
 
 
 SHARED_FIXTURE_GROUPS = {

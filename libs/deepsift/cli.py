@@ -595,6 +595,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from deepsift.detect.pretrained import PretrainedWeightsError
     from deepsift.detect.quality import LabelsFileError
     from deepsift.detect.training import TrainingDataError
+    from deepsift.faces.weights import WeightsError
     from deepsift.lake.jars import JarDownloadError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
     from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
@@ -611,7 +612,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         AnalystError, SqlServerError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
         ContractMismatchError, ReviewFileError, ReportPathError,
         JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
-        MasterUnreachableError, TrainingDataError, CorpusError, PretrainedWeightsError, LabelsFileError,
+        MasterUnreachableError, TrainingDataError, CorpusError, PretrainedWeightsError, LabelsFileError, WeightsError,
     )
 
 if __name__ == "__main__":

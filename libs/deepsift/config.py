@@ -79,9 +79,9 @@ class FacesConfig(_Section):
     """Face detection and cropping; every field here changes the crops, so all feed the preprocess_version."""
 
     detector: Literal["yunet", "haar"] = "yunet"
+    """``yunet`` (weights ship with deepsift) or ``haar`` (OpenCV's bundled cascade, weaker)."""
     yunet_model_path: Path | None = None
-    """A local YuNet ONNX file. Unset: use the cached download, fetching it once if needed."""
-    allow_download: bool = True
+    """Another YuNet ONNX file to use instead of the packaged one (unset: the packaged one)."""
     score_threshold: float = Field(0.8, ge=0.0, le=1.0)
     detect_max_side: int = Field(640, ge=64)
     """Frames are shrunk so that their longer side is at most this before detection."""

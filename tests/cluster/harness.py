@@ -142,7 +142,6 @@ def start_scan(
         "DEEPSIFT_SPARK__EXTRA_CONF": json.dumps(conf),
         "DEEPSIFT_MLFLOW__TRACKING_URI": tracking_uri,
         "DEEPSIFT_FACES__YUNET_MODEL_PATH": str(yunet_model),
-        "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
         "COLUMNS": "200",
     }
     home.mkdir(parents=True, exist_ok=True)

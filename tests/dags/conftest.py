@@ -33,7 +33,6 @@ def airflow_sandbox(tmp_path_factory: pytest.TempPathFactory, yunet_model: Path)
         "PATH": os.pathsep.join([str(pyspark_bin()), os.environ["PATH"]]),
         "DEEPSIFT_HOME": str(home),
         "DEEPSIFT_FACES__YUNET_MODEL_PATH": str(yunet_model),
-        "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
         "DEEPSIFT_SPARK__MASTER": "local[2]",
         "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "2",
         "DEEPSIFT_SPARK__DRIVER_MEMORY": "2g",

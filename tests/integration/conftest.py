@@ -27,16 +27,14 @@ def lake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_config(lake_home: Path, yunet_model: Path) -> Config:
-    """Embedded defaults under a temporary home, on ``local[2]``, YuNet from the shared folder."""
+def base_config(lake_home: Path) -> Config:
+    """Embedded defaults under a temporary home, on ``local[2]``, YuNet from the package."""
     return load_config(
         environ={},
         overrides={
             "home": str(lake_home),
             "spark.master": "local[2]",
             "spark.shuffle_partitions": 2,
-            "faces.yunet_model_path": str(yunet_model),
-            "faces.allow_download": False,
         },
     )
 

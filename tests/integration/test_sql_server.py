@@ -47,7 +47,7 @@ def _deepsift(env: dict[str, str], *args: str, timeout: float = 300) -> subproce
 
 
 @pytest.fixture(scope="module")
-def server_env(base_config, media_dir, yunet_model, tmp_path_factory) -> dict[str, str]:
+def server_env(base_config, media_dir, tmp_path_factory) -> dict[str, str]:
     """A fresh home with three ingested videos, and the environment that points deepsift at it."""
     home = tmp_path_factory.mktemp("sql-server-home")
     jars = base_config.cache_dir / "jars"  # the session's cached jars: no download, no second javac run
@@ -59,8 +59,6 @@ def server_env(base_config, media_dir, yunet_model, tmp_path_factory) -> dict[st
         "DEEPSIFT_SPARK__MASTER": "local[1]",
         "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
         "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
-        "DEEPSIFT_FACES__YUNET_MODEL_PATH": str(yunet_model),
-        "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
     }
     ingested = _deepsift(env, "ingest", *(str(media_dir / "edge" / name) for name in INGESTED))
     assert ingested.returncode == 0, ingested.stderr[-3000:]

@@ -1,21 +1,23 @@
-"""Face detection, weights resolution and crops, on the shared real clips and YuNet weights."""
+"""Face detection, weights resolution and crops, on the shared real clips and the packaged YuNet weights."""
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import shutil
 import time
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from deepsift.config import FacesConfig
+from deepsift.config import ConfigError, FacesConfig, load_config
+from deepsift.faces import weights
 from deepsift.faces.crops import crop_face, decode_crop, encode_crop, square_crop_box
 from deepsift.faces.detector import FaceBox, FaceDetector, HaarDetector, YuNetDetector, build_face_detector
-from deepsift.faces.weights import OFFICIAL_SHA256, file_sha256, resolve_yunet_weights
+from deepsift.faces.weights import PACKAGED_YUNET_SHA256, WeightsError, file_sha256, resolve_yunet_weights
 
 FRAMES_PER_CLIP = 16
 MIN_DETECTION_RATE = 0.6
@@ -62,14 +64,14 @@ def haar_detector(score_threshold: float = DEFAULTS.score_threshold) -> HaarDete
 
 
 @pytest.fixture(scope="module")
-def yunet(yunet_model: Path) -> YuNetDetector:
-    return yunet_detector(yunet_model)
+def yunet() -> YuNetDetector:
+    return yunet_detector(weights.PACKAGED_YUNET)
 
 
 @pytest.fixture(scope="module")
-def yunet_any_score(yunet_model: Path) -> YuNetDetector:
+def yunet_any_score() -> YuNetDetector:
     """Keeps every candidate, to measure how confident the detector is where there is no face."""
-    return yunet_detector(yunet_model, score_threshold=0.0, min_face_px=8)
+    return yunet_detector(weights.PACKAGED_YUNET, score_threshold=0.0, min_face_px=8)
 
 
 def detection_rate(detector: FaceDetector, path: Path) -> tuple[float, float]:
@@ -150,16 +152,16 @@ def test_cartoon_clip_has_no_confident_face(yunet_any_score: YuNetDetector, medi
     assert best < DEFAULTS.score_threshold
 
 
-def test_min_face_px_and_max_faces_are_applied(yunet_model: Path, media_dir: Path) -> None:
+def test_min_face_px_and_max_faces_are_applied(yunet: YuNetDetector, media_dir: Path) -> None:
     frame = sampled_frames(media_dir / "faces" / "kphotoalbum_webcam_talking_160x120.avi")[0]
-    found = yunet_detector(yunet_model).detect(frame)
+    found = yunet.detect(frame)
     assert len(found) == 1
     side = min(found[0].w, found[0].h)
-    too_big_to_count = yunet_detector(yunet_model, min_face_px=int(side) + 1)
+    too_big_to_count = yunet_detector(weights.PACKAGED_YUNET, min_face_px=int(side) + 1)
     assert too_big_to_count.detect(frame) == []
     crowd = np.ascontiguousarray(np.hstack([frame] * 3))
-    assert len(yunet_detector(yunet_model).detect(crowd)) == 3
-    assert len(yunet_detector(yunet_model, max_faces=2).detect(crowd)) == 2
+    assert len(yunet.detect(crowd)) == 3
+    assert len(yunet_detector(weights.PACKAGED_YUNET, max_faces=2).detect(crowd)) == 2
 
 
 def test_detect_rejects_frames_that_are_not_bgr_uint8(yunet: YuNetDetector) -> None:
@@ -171,7 +173,7 @@ def test_detect_rejects_frames_that_are_not_bgr_uint8(yunet: YuNetDetector) -> N
 
 
 def test_yunet_name_records_the_weights(yunet: YuNetDetector) -> None:
-    assert yunet.name == f"yunet:{OFFICIAL_SHA256[:12]}"
+    assert yunet.name == f"yunet:{PACKAGED_YUNET_SHA256[:12]}"
 
 
 def test_yunet_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> None:
@@ -181,20 +183,13 @@ def test_yunet_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> None:
         yunet_detector(bogus)
 
 
-# --- Haar fallback -------------------------------------------------------------------------------
+# --- choosing the detector ------------------------------------------------------------------------
 
 
-def test_missing_weights_fall_back_to_haar_with_a_warning(
-    tmp_path: Path, media_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    cfg = FacesConfig(detector="yunet", allow_download=False)
-    with caplog.at_level(logging.WARNING, logger="deepsift.faces"):
-        detector = build_face_detector(cfg, tmp_path / "empty-cache")
+def test_haar_runs_when_configured_and_finds_faces(media_dir: Path) -> None:
+    detector = build_face_detector(FacesConfig(detector="haar"))
     assert isinstance(detector, HaarDetector)
     assert detector.name == "haar:frontalface_default"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    fallback = [message for message in warnings if "Haar" in message]
-    assert len(fallback) == 1 and "faces.yunet_model_path" in fallback[0], warnings
     rate, seconds = detection_rate(detector, media_dir / "faces" / "kphotoalbum_webcam_talking_160x120.avi")
     print(f"Haar on kphotoalbum: {rate:.0%} in {seconds * 1000:.1f} ms/frame")
     assert rate >= MIN_DETECTION_RATE
@@ -211,72 +206,90 @@ def test_haar_scores_are_in_unit_interval_and_follow_the_threshold(media_dir: Pa
     assert haar_detector(min(1.0, cutoff + 1e-6)).detect(frame) == []
 
 
-def test_build_face_detector_honours_the_configured_detector(yunet_model: Path, tmp_path: Path) -> None:
-    assert isinstance(build_face_detector(FacesConfig(detector="haar"), tmp_path), HaarDetector)
-    chosen = build_face_detector(FacesConfig(yunet_model_path=yunet_model, allow_download=False), tmp_path)
-    assert isinstance(chosen, YuNetDetector)
-    assert chosen.name == f"yunet:{OFFICIAL_SHA256[:12]}"
+def test_default_config_runs_yunet_on_the_packaged_weights() -> None:
+    detector = build_face_detector(FacesConfig())
+    assert isinstance(detector, YuNetDetector)
+    assert detector.name == "yunet:25a606a145a5"
 
 
-# --- weights resolution --------------------------------------------------------------------------
+def test_the_removed_download_switch_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"^config key faces\.allow_download is unknown; allowed keys here: "):
+        load_config(environ={"DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false"})
 
 
-def test_configured_path_wins(yunet_model: Path, tmp_path: Path) -> None:
-    cfg = FacesConfig(yunet_model_path=yunet_model, allow_download=True)
-    unreachable = (tmp_path / "nowhere.onnx").as_uri()
-    assert resolve_yunet_weights(cfg, tmp_path / "cache", url=unreachable) == yunet_model
-    assert not (tmp_path / "cache").exists()
+# --- weights resolution: configured file, else the packaged one ----------------------------------
+
+
+@pytest.fixture()
+def broken_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Where the packaged weights would be in an installation that lacks them (nothing is there)."""
+    missing = tmp_path / "site-packages" / "deepsift" / "faces" / "models" / "yunet_n_640_640.onnx"
+    monkeypatch.setattr(weights, "PACKAGED_YUNET", missing)
+    return missing
+
+
+def test_the_weights_ship_as_package_data_with_their_licence() -> None:
+    models = resources.files("deepsift.faces").joinpath("models")
+    onnx = models.joinpath("yunet_n_640_640.onnx")
+    assert onnx.is_file()
+    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    assert digest == "25a606a145a5b6d7271ae138fbd00eba91dad8b83222ae3f2c7ecd0f4a7b0e31"  # libfacedetection.train's
+    assert digest == PACKAGED_YUNET_SHA256
+    assert Path(str(onnx)) == weights.PACKAGED_YUNET
+    licence = models.joinpath("LICENSE").read_text(encoding="utf-8")
+    assert "Apache License\n                           Version 2.0, January 2004" in licence
+    assert "commit\n0047ac24afb1a50a0c6105001c89d1b5b805dbf1" in licence
+    assert PACKAGED_YUNET_SHA256 in licence
+
+
+def test_packaged_weights_are_used_when_nothing_is_configured() -> None:
+    assert resolve_yunet_weights(FacesConfig()) == weights.PACKAGED_YUNET
+
+
+def test_configured_weights_win_over_the_packaged_ones(yunet_320_model: Path, broken_install: Path) -> None:
+    cfg = FacesConfig(yunet_model_path=yunet_320_model)
+    assert resolve_yunet_weights(cfg) == yunet_320_model
+    detector = build_face_detector(cfg)
+    assert isinstance(detector, YuNetDetector)
+    assert detector.name == f"yunet:{file_sha256(yunet_320_model)[:12]}" == "yunet:81dbde155e98"
 
 
 def test_missing_configured_path_names_the_config_key(tmp_path: Path) -> None:
     cfg = FacesConfig(yunet_model_path=tmp_path / "absent.onnx")
-    with pytest.raises(FileNotFoundError, match=r"faces\.yunet_model_path"):
-        resolve_yunet_weights(cfg, tmp_path / "cache")
+    with pytest.raises(FileNotFoundError) as raised:
+        resolve_yunet_weights(cfg)
+    assert str(raised.value) == (
+        f"config key faces.yunet_model_path points at {tmp_path / 'absent.onnx'}, which is not a file"
+    )
 
 
-def test_download_is_verified_cached_and_done_once(yunet_model: Path, tmp_path: Path) -> None:
-    mirror = tmp_path / "mirror" / "yunet_n_640_640.onnx"
-    mirror.parent.mkdir()
-    shutil.copyfile(yunet_model, mirror)
-    cfg = FacesConfig(allow_download=True)
-    cache_dir = tmp_path / "cache"
-
-    first = resolve_yunet_weights(cfg, cache_dir, url=mirror.as_uri())
-    assert first is not None and first.is_relative_to(cache_dir / "models")
-    assert file_sha256(first) == OFFICIAL_SHA256
-    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no partial file left behind
-
-    mirror.unlink()  # a second download would now fail
-    assert resolve_yunet_weights(cfg, cache_dir, url=mirror.as_uri()) == first
+def test_missing_packaged_weights_are_an_error_not_a_switch_to_haar(broken_install: Path) -> None:
+    with pytest.raises(WeightsError) as raised:
+        build_face_detector(FacesConfig())
+    assert str(raised.value) == (
+        f"the YuNet weights that ship with deepsift are missing: {broken_install} is not a file. "
+        "Reinstall deepsift, set faces.yunet_model_path to a YuNet ONNX file, "
+        "or choose the Haar cascade with faces.detector: haar"
+    )
+    assert isinstance(build_face_detector(FacesConfig(detector="haar")), HaarDetector)
 
 
-def test_wrong_sha256_is_rejected(
-    yunet_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("stand_in", ["another YuNet", "not a model"])
+def test_packaged_weights_with_another_digest_are_refused(
+    stand_in: str, yunet_320_model: Path, broken_install: Path
 ) -> None:
-    mirror = tmp_path / "mirror.onnx"
-    shutil.copyfile(yunet_model, mirror)
-    cache_dir = tmp_path / "cache"
-    with caplog.at_level(logging.WARNING, logger="deepsift.faces"):
-        got = resolve_yunet_weights(FacesConfig(), cache_dir, url=mirror.as_uri(), sha256="0" * 64)
-    assert got is None
-    assert "does not match" in caplog.text
-    assert not any((cache_dir / "models").iterdir())
-
-
-def test_corrupt_cached_file_is_replaced_by_a_verified_download(yunet_model: Path, tmp_path: Path) -> None:
-    cache_dir = tmp_path / "cache"
-    cached = cache_dir / "models" / f"yunet-{OFFICIAL_SHA256[:12]}.onnx"
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"truncated")
-    assert resolve_yunet_weights(FacesConfig(allow_download=False), cache_dir) is None
-    assert resolve_yunet_weights(FacesConfig(), cache_dir, url=yunet_model.as_uri()) == cached
-    assert file_sha256(cached) == OFFICIAL_SHA256
-
-
-def test_unsupported_url_scheme_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="deepsift.faces"):
-        assert resolve_yunet_weights(FacesConfig(), tmp_path, url="ftp://example.org/yunet.onnx") is None
-    assert "scheme" in caplog.text
+    broken_install.parent.mkdir(parents=True)
+    if stand_in == "another YuNet":
+        shutil.copyfile(yunet_320_model, broken_install)
+    else:
+        broken_install.write_bytes(weights.PACKAGED_YUNET_SHA256.encode())
+    actual = hashlib.sha256(broken_install.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError) as raised:
+        build_face_detector(FacesConfig())
+    assert str(raised.value) == (
+        f"the packaged YuNet weights {broken_install} have sha256 {actual}, "
+        f"not the {PACKAGED_YUNET_SHA256} deepsift was released with; reinstall deepsift"
+    )
 
 
 # --- crops ---------------------------------------------------------------------------------------

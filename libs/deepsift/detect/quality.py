@@ -87,7 +87,7 @@ def clip_faces(clips: list[LabelledClip], contract: PreprocessContract, config: 
     """The face crops of every clip under ``contract``, extracted like a scan and cached on disk."""
     model_config = config_for_contract(config, contract)
     faces, sampling = model_config.faces, model_config.sampling
-    state = init_worker(faces.model_dump_json(), str(config.home / "cache"))
+    state = init_worker(faces.model_dump_json())
     cache = config.home / "cache" / "quality" / preprocess_version(sampling, faces, state.detector.name)
     cache.mkdir(parents=True, exist_ok=True)
     videos = []

@@ -10,7 +10,6 @@ per worker thread.
 
 from __future__ import annotations
 
-import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ import numpy as np
 
 from deepsift.config import FacesConfig
 from deepsift.faces.weights import file_sha256, resolve_yunet_weights
-
-logger = logging.getLogger(__name__)
 
 YUNET_NMS_THRESHOLD = 0.3
 YUNET_TOP_K = 5000
@@ -126,7 +123,7 @@ class FaceDetector(ABC):
 
 
 class YuNetDetector(FaceDetector):
-    """OpenCV's YuNet CNN detector (``cv2.FaceDetectorYN``), the default.
+    """OpenCV's YuNet CNN detector (``cv2.FaceDetectorYN``), the default; its weights ship with deepsift.
 
     ``name`` carries the first 12 hex digits of the weights' SHA-256, so results name their weights.
     """
@@ -174,7 +171,7 @@ class YuNetDetector(FaceDetector):
 
 
 class HaarDetector(FaceDetector):
-    """OpenCV's frontal-face Haar cascade: a fallback that needs no download.
+    """OpenCV's frontal-face Haar cascade, chosen with ``faces.detector: haar``.
 
     It ships inside opencv-python 4.x but has weaker recall and precision than YuNet: frontal faces
     only, and on the shared clips it missed the 60 px webcam face of the screencasts and most frames
@@ -223,22 +220,18 @@ def _squash(weight: float) -> float:
     return 1.0 / (1.0 + math.exp(-(weight - HAAR_SCORE_CENTRE) / HAAR_SCORE_SCALE))
 
 
-def build_face_detector(cfg: FacesConfig, cache_dir: Path) -> FaceDetector:
-    """The detector ``faces.detector`` asks for, or the Haar fallback when YuNet weights cannot be had."""
+def build_face_detector(cfg: FacesConfig) -> FaceDetector:
+    """The detector ``faces.detector`` names: YuNet (configured or packaged weights) or the Haar cascade.
+
+    Haar runs only when asked for: YuNet always has its weights, so nothing falls back silently.
+    """
     if cfg.detector == "yunet":
-        weights = resolve_yunet_weights(cfg, cache_dir)
-        if weights is not None:
-            return YuNetDetector(
-                weights,
-                score_threshold=cfg.score_threshold,
-                detect_max_side=cfg.detect_max_side,
-                min_face_px=cfg.min_face_px,
-                max_faces=cfg.max_faces_per_frame,
-            )
-        logger.warning(
-            "YuNet weights unavailable: falling back to the Haar cascade, which finds fewer faces. "
-            "Set faces.yunet_model_path to a local yunet_n_640_640.onnx, or allow the one-time "
-            "download (faces.allow_download) on a machine that can reach GitHub."
+        return YuNetDetector(
+            resolve_yunet_weights(cfg),
+            score_threshold=cfg.score_threshold,
+            detect_max_side=cfg.detect_max_side,
+            min_face_px=cfg.min_face_px,
+            max_faces=cfg.max_faces_per_frame,
         )
     return HaarDetector(
         score_threshold=cfg.score_threshold,

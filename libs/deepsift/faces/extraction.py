@@ -13,7 +13,6 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 
@@ -59,7 +58,7 @@ class VideoExtraction:
 
 
 def preprocess_version(sampling: SamplingConfig, faces: FacesConfig, detector_name: str) -> str:
-    """A stable short hash of every setting that changes the crops (paths and download flags excluded).
+    """A stable short hash of every setting that changes the crops (the weights' path excluded).
 
     >>> preprocess_version(SamplingConfig(), FacesConfig(), "haar:frontalface_default")  # doctest: +ELLIPSIS
     'pp-...'
@@ -67,7 +66,7 @@ def preprocess_version(sampling: SamplingConfig, faces: FacesConfig, detector_na
     settings = {
         "code": EXTRACTION_CODE_VERSION,
         "sampling": sampling.model_dump(mode="json"),
-        "faces": faces.model_dump(mode="json", exclude={"yunet_model_path", "allow_download", "detector"}),
+        "faces": faces.model_dump(mode="json", exclude={"yunet_model_path", "detector"}),
         "detector": detector_name,
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -80,7 +79,7 @@ class WorkerState:
     faces: FacesConfig
 
 
-def init_worker(faces_json: str, cache_dir: str) -> WorkerState:
+def init_worker(faces_json: str) -> WorkerState:
     """Build the face detector once per worker process, with OpenCV on one thread.
 
     A scan runs one extraction task per core, so extra OpenCV threads would only compete with the
@@ -88,7 +87,7 @@ def init_worker(faces_json: str, cache_dir: str) -> WorkerState:
     """
     cv2.setNumThreads(1)
     faces = FacesConfig.model_validate_json(faces_json)
-    return WorkerState(detector=build_face_detector(faces, Path(cache_dir)), faces=faces)
+    return WorkerState(detector=build_face_detector(faces), faces=faces)
 
 
 def extract_video(

@@ -95,7 +95,7 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
 
 def planned_preprocess_version(config: Config) -> tuple[str, str]:
     """The preprocess version (and face detector) that extraction under ``config`` produces here."""
-    detector = build_face_detector(config.faces, config.cache_dir).name
+    detector = build_face_detector(config.faces).name
     return preprocess_version(config.sampling, config.faces, detector), detector
 
 
@@ -132,11 +132,11 @@ def _extract(
         rows, "video_id string, uri string, probe_status string, probe_error string, rotation int, "
         "duration_s double, width int, height int"
     )
-    settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json(), str(config.cache_dir))
+    settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json())
 
     def extract_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sampling, limits = SamplingConfig.model_validate_json(settings[0]), DecodeLimits.model_validate_json(settings[1])
-        worker = shared_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2], settings[3]))
+        worker = shared_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2],))
         _check_detector(worker, detector)
         for batch in batches:
             for video in batch.to_pylist():

@@ -179,7 +179,7 @@ def gather_training_data(
     if request.corpus is None and not request.platform_crops:
         raise TrainingDataError("no training source: give a corpus folder, the faces table, or both")
     model_config = config_for_contract(config, contract)
-    detector = build_face_detector(model_config.faces, config.home / "cache")
+    detector = build_face_detector(model_config.faces)
     samples: list[FaceSample] = []
     corpus = None
     if request.corpus is not None:
