@@ -6,9 +6,6 @@
 PYTHON ?= python3
 # Real faces that `make scan` trains its quick starter detector on when no @champion exists.
 CORPUS ?= ../shared/faces-train
-# YuNet weights beside the checkout, used where the official download cannot be reached (its five
-# landmarks shape the starter detector's pseudo-fakes; without them training falls back to box masks).
-YUNET ?= ../shared/models/yunet_n_640_640.onnx
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -16,11 +13,10 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: scan starter test lint install prereqs clean
 
 scan: install prereqs
-	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) \
 	$(BIN)/deepsift demo $(if $(wildcard $(CORPUS)/MANIFEST.csv),--corpus $(CORPUS))
 
 starter: install
-	$(if $(wildcard $(YUNET)),DEEPSIFT_FACES__YUNET_MODEL_PATH=$(YUNET)) $(BIN)/deepsift starter --corpus $(CORPUS)
+	$(BIN)/deepsift starter --corpus $(CORPUS)
 
 # Two pytest workers: most tests wait on a JVM, a child process or a sleeping retry, so two share two
 # cores well; tests that share a costly fixture stay in one worker (tests/conftest.py). TEST_WORKERS=0
