@@ -599,17 +599,17 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from deepsift.lake.jars import JarDownloadError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
     from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
+    from deepsift.local_server import ServerStartError
     from deepsift.orchestration.submit import MasterUnreachableError
     from deepsift.registry.errors import RegistryError
     from deepsift.reports.daily import ReportPathError
     from deepsift.review.decisions import ReviewFileError
     from deepsift.sql.analyst import AnalystError
-    from deepsift.sql.server import SqlServerError
     from deepsift.stages.ingest import NoInputError
     from deepsift.stages.scan import ContractMismatchError
 
     return (
-        AnalystError, SqlServerError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
+        AnalystError, ServerStartError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
         ContractMismatchError, ReviewFileError, ReportPathError,
         JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
         MasterUnreachableError, TrainingDataError, CorpusError, PretrainedWeightsError, LabelsFileError, WeightsError,

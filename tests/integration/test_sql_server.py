@@ -8,13 +8,11 @@ sees once the server has stopped, and its writes must be refused. The server is 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,18 +23,13 @@ import pytest
 
 from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.readonly import READ_ONLY_CONF, ensure_extension_jar
+from tests.ports import free_port, listening_addresses
 
 INGESTED = ("random_bytes.mp4", "single_frame.mp4", "h264_aac_640x360_25fps_3s.mp4")
 BY_STATUS = "SELECT probe_status, count(*) AS n FROM videos GROUP BY probe_status ORDER BY probe_status"
 READY_TIMEOUT_S = 300
 RESIDUE = re.compile(r"^(?:\d+: jdbc:hive2://\S+> ?|null)+")
 """What Beeline's script mode leaves before a result's first line: prompts, and `null` after each statement."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _deepsift(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -68,7 +61,7 @@ def server_env(base_config, media_dir, tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(server_env):
     """`deepsift sql-server` on a free port, in its own process group; stopped (SIGTERM, then killed) after."""
-    port = _free_port()
+    port = free_port()
     log = Path(server_env["DEEPSIFT_HOME"]) / "sql-server.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -117,25 +110,9 @@ def _block(lines: list[str], header: str, headers: set[str]) -> list[list[str]]:
     return rows
 
 
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses of the sockets listening on ``port``, from /proc/net/tcp and tcp6 (Java listens on
-    an IPv6 socket, where 127.0.0.1 reads as ::ffff:127.0.0.1)."""
-    found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path("/proc/net", table).read_text().splitlines()[1:]:
-            fields = line.split()
-            address, hex_port = fields[1].split(":")
-            if int(hex_port, 16) != port or fields[3] != "0A":  # 0A: LISTEN
-                continue
-            raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
-            ip = ipaddress.ip_address(raw)
-            found.add(str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip))
-    return found
-
-
 def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
     process, port, log = server
-    assert _listening_addresses(port) == {"127.0.0.1"}
+    assert listening_addresses(port) == {"127.0.0.1"}
 
     busy = _deepsift(server_env, "sql", "SELECT 1", timeout=120)  # Derby admits one JVM: refused up front
     assert busy.returncode == 1 and "is in use by another process" in busy.stderr

@@ -23,9 +23,11 @@ from deepsift.lake.readonly import (
     JavacNotFoundError,
     ensure_extension_jar,
 )
+from deepsift.local_server import ServerStartError
 from deepsift.sql import analyst
-from deepsift.sql.server import SqlServerError, serve
+from deepsift.sql.server import serve
 from deepsift.verdicts.labels import Verdict
+from tests.ports import free_port
 
 _MARKER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -121,7 +123,7 @@ def test_sql_server_refuses_a_metastore_another_process_holds(tmp_path, monkeypa
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert main(["sql-server", "--port", str(_free_port())]) == 1
+        assert main(["sql-server", "--port", str(free_port())]) == 1
         assert "is in use by another process" in capsys.readouterr().err
     finally:
         holder.kill()
@@ -129,11 +131,5 @@ def test_sql_server_refuses_a_metastore_another_process_holds(tmp_path, monkeypa
     with socket.socket() as busy:  # lock released; now the port is what is in use
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        with pytest.raises(SqlServerError, match=f"port {busy.getsockname()[1]} on 127.0.0.1 is in use"):
+        with pytest.raises(ServerStartError, match=f"port {busy.getsockname()[1]} on 127.0.0.1 is in use"):
             serve(load_config(environ={}, overrides={"home": str(tmp_path)}), busy.getsockname()[1], print)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -11,11 +11,6 @@ cannot start while one of them runs (checked first, with a clear error).
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,16 +19,11 @@ import pyspark
 from deepsift.config import Config
 from deepsift.lake.readonly import READ_ONLY_CONF
 from deepsift.lake.session import check_metastore_free, spark_conf
+from deepsift.local_server import BIND_HOST, check_port_free, run_in_foreground
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
-BIND_HOST = "127.0.0.1"
 DEFAULT_PORT = 10000
 """HiveServer2's usual port."""
-STOP_TIMEOUT_S = 60.0
-
-
-class SqlServerError(RuntimeError):
-    """The JDBC server cannot start: the port is taken, or it exited before it listened."""
 
 
 def jdbc_url(config: Config, port: int) -> str:
@@ -67,62 +57,12 @@ def server_command(config: Config, port: int) -> list[str]:
 def serve(config: Config, port: int, on_ready: Callable[[str], None]) -> int:
     """Run the server in the foreground until Ctrl-C (or SIGTERM); return its exit status (0 when stopped).
 
-    ``on_ready`` gets the JDBC URL once the port accepts connections.
+    ``on_ready`` gets the JDBC URL once the port accepts connections. SIGTERM reaches the JVM, whose
+    shutdown hooks release the metastore.
     """
     check_metastore_free(config)
-    _check_port_free(port)
+    check_port_free(port)
     command = server_command(config, port)
     config.metastore_dir.mkdir(parents=True, exist_ok=True)
     config.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(command)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
-    try:
-        while process.poll() is None and not _accepts_connections(port):
-            time.sleep(0.5)
-        if process.returncode is not None:
-            raise SqlServerError(
-                f"the JDBC server exited with status {process.returncode} before it listened on port {port}; "
-                "its log is above"
-            )
-        on_ready(jdbc_url(config, port))
-        return process.wait()
-    except KeyboardInterrupt:
-        _stop(process)
-        return 0
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Ask the JVM to shut down (SIGTERM runs its shutdown hooks, which release the metastore; SIGINT may
-    be ignored by a server started in the background); kill it if it does not stop in time."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _check_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((BIND_HOST, port))
-        except OSError as error:
-            raise SqlServerError(f"port {port} on {BIND_HOST} is in use ({error.strerror}); choose another with --port") from None
-
-
-def _accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection((BIND_HOST, port), timeout=1):
-            return True
-    except OSError:
-        return False
+    return run_in_foreground(command, port, lambda: on_ready(jdbc_url(config, port)), what="the JDBC server")
