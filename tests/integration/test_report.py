@@ -9,10 +9,6 @@ reference to anything outside the page. The ``reports`` table must hold one row 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -39,25 +35,12 @@ from deepsift.reports.data import (
     ScanRun,
 )
 from deepsift.reports.render import render_daily
+from tests.browser import chromium
 
 pytestmark = pytest.mark.spark
 
 NO_SCAN_DATE = date(2026, 11, 20)
 """No scan in ``scanned_lake`` has this date."""
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium (Debian's ``chromium``) with its own throwaway profile."""
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail("the report tests need Chromium: apt-get install chromium (see infra/check_prereqs.sh chromium)")
-    sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses its sandbox to root
-    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
-        return subprocess.run(
-            [binary, "--headless", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-             f"--user-data-dir={profile}", *sandbox, *args],
-            capture_output=True, text=True, timeout=120, check=True,
-        )
 
 
 def screenshot(page: Path, out: Path) -> np.ndarray:
