@@ -162,6 +162,14 @@ def _parser() -> argparse.ArgumentParser:
     sql_server.add_argument("--port", type=_positive_int, default=10000, help="TCP port (default: 10000)")
     sql_server.set_defaults(handler=_sql_server)
 
+    mlflow_ui = commands.add_parser(
+        "mlflow-ui", help="serve MLflow's UI (runs, metrics, registered detectors, aliases) on 127.0.0.1 until Ctrl-C",
+        description="Runs `mlflow server` in the foreground over the MLflow store the config points at "
+        "(the embedded one under the home by default), bound to 127.0.0.1.",
+    )
+    mlflow_ui.add_argument("--port", type=_positive_int, default=5000, help="TCP port (default: 5000)")
+    mlflow_ui.set_defaults(handler=_mlflow_ui)
+
     demo = commands.add_parser(
         "demo", help="the whole job on generated demo clips: ingest, a detector if none, scan, verdicts"
     )
@@ -508,6 +516,13 @@ def _sql_server(args: argparse.Namespace, config: Config) -> int:
 
     console.print(f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's log follows")
     return serve(config, args.port, lambda url: console.print(f"[bold]ready:[/bold] {url} (read-only; Ctrl-C stops it)"))
+
+
+def _mlflow_ui(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.registry.mlflow_ui import serve_ui
+
+    console.print(f"starting MLflow's UI on 127.0.0.1:{args.port}; its log follows")
+    return serve_ui(config, args.port, lambda url: console.print(f"[bold]ready:[/bold] {url} (Ctrl-C stops it)"))
 
 
 def _today() -> date:

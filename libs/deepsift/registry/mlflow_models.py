@@ -105,6 +105,13 @@ class MlflowStore:
             return cls(embedded.tracking_uri, config.registry_uri or embedded.registry_uri, embedded.artifact_location)
         return cls(config.tracking_uri, config.registry_uri or config.tracking_uri, None)
 
+    @classmethod
+    def open(cls, config: MlflowConfig, home: Path) -> MlflowStore:
+        """:meth:`from_config`, with the embedded store's folder created when that store is the one used."""
+        if config.tracking_uri is None:
+            (Path(home).resolve() / "mlflow").mkdir(parents=True, exist_ok=True)
+        return cls.from_config(config, home)
+
 
 def embedded_store(home: Path) -> MlflowStore:
     """The store used when none is configured: SQLite at ``home/mlflow/mlflow.db``, files beside it.
@@ -158,9 +165,7 @@ class DetectorRegistry:
     """
 
     def __init__(self, config: MlflowConfig, home: Path, experiment_name: str | None = None) -> None:
-        self.store = MlflowStore.from_config(config, home)
-        if config.tracking_uri is None:
-            (Path(home).resolve() / "mlflow").mkdir(parents=True, exist_ok=True)
+        self.store = MlflowStore.open(config, home)
         self.name = config.registered_model
         self.experiment_name = experiment_name or config.registered_model
         self.client = MlflowClient(tracking_uri=self.store.tracking_uri, registry_uri=self.store.registry_uri)
