@@ -14,9 +14,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -28,6 +25,7 @@ from deepsift.detect.contract import PreprocessContract
 from deepsift.registry.mlflow_models import embedded_store
 from tests.browser import chromium
 from tests.ports import free_port, listening_addresses
+from tests.servers import deepsift_server
 from tests.tiny_models import register_untrained_champion
 
 READY_TIMEOUT_S = 300
@@ -82,19 +80,9 @@ def test_mlflow_ui_shows_the_registered_detector_and_stops_on_sigterm(tmp_path: 
         "COLUMNS": "200",  # one line for the ready message, however long the URL
     }
     log = tmp_path / "mlflow-ui.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "deepsift.cli", "mlflow-ui", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while "ready:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(1)
+    with deepsift_server(["mlflow-ui", "--port", str(port)], env, log, READY_TIMEOUT_S) as process:
         page_url = f"http://127.0.0.1:{port}/#/models/{version.name}"
-        assert f"ready: {page_url} (Ctrl-C stops it)" in log.read_text(), (
-            f"the UI did not start (exit {process.poll()}):\n{log.read_text()[-4000:]}"
-        )
+        assert f"ready: {page_url} (Ctrl-C stops it)" in log.read_text()
         assert listening_addresses(port) == {"127.0.0.1"}
 
         page = RenderedPage(chromium(f"--virtual-time-budget={RENDER_BUDGET_MS}", "--dump-dom", page_url).stdout)
@@ -115,10 +103,6 @@ def test_mlflow_ui_shows_the_registered_detector_and_stops_on_sigterm(tmp_path: 
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=90) == 0
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # the group this test started: the CLI and MLflow's server
-            process.wait()
     assert listening_addresses(port) == set()
     with socket.socket() as probe:  # free for the next server (which, like uvicorn, reuses the address)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyspark
@@ -24,6 +23,7 @@ import pytest
 from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.readonly import READ_ONLY_CONF, ensure_extension_jar
 from tests.ports import free_port, listening_addresses
+from tests.servers import deepsift_server
 
 INGESTED = ("random_bytes.mp4", "single_frame.mp4", "h264_aac_640x360_25fps_3s.mp4")
 BY_STATUS = "SELECT probe_status, count(*) AS n FROM videos GROUP BY probe_status ORDER BY probe_status"
@@ -63,24 +63,8 @@ def server(server_env):
     """`deepsift sql-server` on a free port, in its own process group; stopped (SIGTERM, then killed) after."""
     port = free_port()
     log = Path(server_env["DEEPSIFT_HOME"]) / "sql-server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "deepsift.cli", "sql-server", "--port", str(port)],
-            env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while "ready:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(1)
-        assert "ready:" in log.read_text(), f"the server did not start (exit {process.poll()}):\n{log.read_text()[-4000:]}"
+    with deepsift_server(["sql-server", "--port", str(port)], server_env, log, READY_TIMEOUT_S) as process:
         yield process, port, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the group this test started: the CLI and its JVM
-            process.wait()
 
 
 def _beeline(port: int, schema: str, script: Path, statements: list[str]) -> tuple[list[str], str]:
