@@ -63,11 +63,17 @@ SHARED_FIXTURE_GROUPS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give each test an ``xdist_group``: the group of the costly shared fixture it uses, else its module
-    (module fixtures are built once too). ``--dist loadgroup`` then sends a group to one worker."""
+    """Give each test an ``xdist_group``: the group of the costly shared fixture that some test of its
+    module uses, else its module; a module stays whole because its module fixtures are built once too.
+    ``--dist loadgroup`` then sends a group to one worker."""
+    module_groups: dict[str, set[str]] = {}
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        groups = {SHARED_FIXTURE_GROUPS[name] for name in fixtures if name in SHARED_FIXTURE_GROUPS}
+        groups = module_groups.setdefault(item.nodeid.split("::")[0], set())
+        groups.update(SHARED_FIXTURE_GROUPS[name] for name in fixtures if name in SHARED_FIXTURE_GROUPS)
+    for module, groups in module_groups.items():
         if len(groups) > 1:
-            raise pytest.UsageError(f"{item.nodeid} uses the fixtures of several worker groups: {sorted(groups)}")
-        item.add_marker(pytest.mark.xdist_group(groups.pop() if groups else item.nodeid.split("::")[0]))
+            raise pytest.UsageError(f"{module} uses the fixtures of several worker groups: {sorted(groups)}")
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(next(iter(module_groups[module]), module)))
