@@ -39,8 +39,7 @@ class UploadDay:
 def scan_date_for(start: datetime | None, end: datetime | None, now: datetime) -> date:
     """The scan date of a data interval: its start, when the interval is one whole UTC day that has ended.
 
-    >>> utc = timezone.utc
-    >>> scan_date_for(datetime(2026, 11, 24, tzinfo=utc), datetime(2026, 11, 25, tzinfo=utc), datetime.now(utc))
+    >>> scan_date_for(datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC), datetime.now(UTC))
     datetime.date(2026, 11, 24)
     """
     if start is None or end is None:
