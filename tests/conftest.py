@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,7 @@ SHARED_FIXTURE_GROUPS = {
 ``pytest -n`` every test that uses one runs in the same worker, so the fixture is built once."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give each test an ``xdist_group``: the group of the costly shared fixture that some test of its
     module uses, else its module; a module stays whole because its module fixtures are built once too.
@@ -77,3 +79,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(next(iter(module_groups[module]), module)))
+
+
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under ``--dist loadgroup`` pytest-xdist keeps a group on one worker by putting the group into each
+    test's node id; refuse to run when it did not (a pytest it does not work with)."""
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid]
+    if node.config.getoption("dist") == "loadgroup" and ungrouped:
+        pytest.exit(
+            f"pytest-xdist did not group {len(ungrouped)} tests (e.g. {ungrouped[0]}): this pytest and "
+            "pytest-xdist do not work together; install the versions pyproject.toml's dev extra allows",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
