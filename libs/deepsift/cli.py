@@ -29,9 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from deepsift.lake.session import spark_scope
+
     try:
         config = load_config(args.config)
-        return args.handler(args, config)
+        with spark_scope():  # returns once the command's JVM has exited and let go of the metastore
+            return args.handler(args, config)
+    except KeyboardInterrupt:
+        errors.print("[red]interrupted[/red]")
+        return 130
     except ConfigError as error:
         errors.print(f"[red]configuration error:[/red] {error}")
         return 2
@@ -589,7 +595,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from deepsift.detect.training import TrainingDataError
     from deepsift.orchestration.submit import MasterUnreachableError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
-    from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
+    from deepsift.lake.metastore import MetastoreLockedError
+    from deepsift.lake.session import JavaNotFoundError
     from deepsift.registry.errors import RegistryError
     from deepsift.reports.daily import ReportPathError
     from deepsift.stages.ingest import NoInputError

@@ -52,9 +52,12 @@ class SparkConfig(_Section):
 
 
 class LakeConfig(_Section):
-    """The catalog schema that holds every deepsift table."""
+    """The catalog schema that holds every deepsift table, and the embedded metastore's turn-taking."""
 
     schema_name: str = Field("deepsift", pattern=r"^[a-z_][a-z0-9_]*$")
+    metastore_wait_s: float = Field(60.0, ge=0)
+    """How long a command waits for another process to let go of the embedded metastore before it gives up,
+    naming that process (a finished command's JVM lets go within seconds)."""
 
 
 class SamplingConfig(_Section):

@@ -3,31 +3,40 @@
 Entrypoints call :func:`build_spark_session` once and pass the session down; library code never
 builds one. On the embedded defaults the catalog is a Derby metastore and the warehouse a folder,
 both under ``home``, so tables are queryable by name from any later process
-(``SELECT count(*) FROM deepsift.videos``). Embedded Derby admits one JVM at a time.
+(``SELECT count(*) FROM deepsift.videos``). Embedded Derby admits one JVM at a time: a process takes
+its turn on the metastore before its JVM starts (:mod:`deepsift.lake.metastore`), and gives it back
+only once that JVM has exited (:func:`stop_spark_session`), so commands run back to back never meet.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from py4j.protocol import Py4JError
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from deepsift.config import Config, ConfigError
 from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.metastore import MetastoreLease, hold_metastore
 from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
+
+JVM_EXIT_TIMEOUT_S = 60.0
+"""How long a stopped JVM may take to exit (Spark's shutdown hooks) before it is terminated; as long
+again after that, and it is killed (the kernel then drops its locks; Derby recovers on next boot)."""
+
+_lease: MetastoreLease | None = None
+"""This process's turn on the embedded metastore: taken before its JVM starts, given back once it exited."""
 
 
 class JavaNotFoundError(RuntimeError):
     """Spark needs a Java 17+ runtime and none was found."""
-
-
-class MetastoreLockedError(RuntimeError):
-    """Another process has the embedded Derby metastore open (it admits one JVM at a time)."""
 
 
 def check_java() -> None:
@@ -77,11 +86,15 @@ def spark_conf(config: Config) -> dict[str, str]:
 
 
 def build_spark_session(config: Config) -> SparkSession:
-    """Create (or return the running) SparkSession for ``config``, with the deepsift schema present."""
+    """Create (or return the running) SparkSession for ``config``, with the deepsift schema present.
+
+    Before it starts a JVM it waits its turn on an embedded metastore (``lake.metastore_wait_s``).
+    """
+    global _lease
     check_java()
     check_master_reachable(config.spark.master)
-    if SparkContext._gateway is None:  # a JVM of this process may hold the metastore itself
-        check_metastore_free(config)
+    if SparkContext._gateway is None and _lease is None:  # a JVM of this process holds its turn already
+        _lease = hold_metastore(config)
     # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
     # environment, not spark.pyspark.python, when it starts a session from Python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -100,6 +113,60 @@ def build_spark_session(config: Config) -> SparkSession:
     spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {config.lake.schema_name}")
     return spark
+
+
+def stop_spark_session(timeout_s: float = JVM_EXIT_TIMEOUT_S) -> None:
+    """Stop this process's Spark and return once the JVM it started has exited; then give up the metastore.
+
+    ``SparkSession.stop()`` leaves the JVM running, and a JVM outliving its command still holds the
+    embedded metastore when the next command starts. The JVM exits when its standard input closes
+    (PySpark's gateway reads it for that); one that takes longer than ``timeout_s`` is terminated, then
+    killed. Under spark-submit the JVM is this process's parent and exits after it: only the session
+    stops.
+    """
+    global _lease
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        try:
+            if (session := SparkSession.getActiveSession()) is not None:
+                session.stop()
+            gateway.shutdown()
+        except Py4JError:  # the JVM is gone or unreachable already; what matters is that it has exited
+            pass
+        if gateway.proc is not None:
+            _wait_for_exit(gateway.proc, timeout_s)
+        SparkContext._gateway = SparkContext._jvm = None  # a later session starts a JVM of its own
+    if _lease is not None:
+        _lease.release()
+        _lease = None
+
+
+@contextmanager
+def spark_scope() -> Iterator[None]:
+    """Stop a JVM that starts inside the block when the block ends, however it ends (Ctrl-C too), and
+    wait for it to exit (:func:`stop_spark_session`); a turn on the metastore taken inside is given back
+    even if no JVM started. A JVM running before the block is left alone."""
+    running, held = SparkContext._gateway, _lease
+    try:
+        yield
+    finally:
+        if SparkContext._gateway is not running or _lease is not held:
+            stop_spark_session()
+
+
+def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> None:
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=timeout_s)
+        return
+    except subprocess.TimeoutExpired:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def check_master_reachable(master: str) -> None:
@@ -130,30 +197,3 @@ def _not_a_master(master: str) -> Exception:
         "after about a minute): expected a Spark standalone master at that address, not another service; check "
         "the port (spark.master, or DEEPSIFT_SPARK__MASTER) against the master's log, or run locally with local[*]"
     )
-
-
-def check_metastore_free(config: Config) -> None:
-    """Fail with a clear message, before a JVM starts, when another process holds the embedded metastore.
-
-    A JVM that has booted the Derby database holds a POSIX lock on ``metastore_db/dbex.lck``; trying the
-    same lock tells whether Spark would fail later, deep in Hive's stack. Nothing is checked when
-    ``spark.extra_conf`` points the catalog elsewhere (a metastore service).
-    """
-    elsewhere = ("spark.hadoop.javax.jdo.option.ConnectionURL", "spark.hadoop.hive.metastore.uris")
-    if any(key in config.spark.extra_conf for key in elsewhere):
-        return
-    database = config.metastore_dir / "metastore_db"
-    try:
-        handle = os.open(database / "dbex.lck", os.O_RDWR)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise MetastoreLockedError(
-            f"the metastore {database} is in use by another process (a scan, a Spark job, `deepsift sql` or "
-            "`deepsift sql-server`): embedded Derby admits one JVM at a time; wait for it or stop it, or "
-            "configure a metastore service for concurrent use"
-        ) from None
-    finally:
-        os.close(handle)  # closing releases the lock taken above, if any

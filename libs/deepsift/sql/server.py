@@ -5,7 +5,8 @@ setting of :func:`deepsift.lake.session.spark_conf` (the same warehouse and Derb
 the read-only extension) plus ``spark.deepsift.sql.readOnly=true`` at startup, so every JDBC session
 starts read-only and cannot switch it off. Embedded Derby admits one JVM at a time: while the server
 runs, no scan, ``deepsift sql`` or other Spark job can open this home's metastore, and the server
-cannot start while one of them runs (checked first, with a clear error).
+waits its turn while one of them runs (:func:`deepsift.lake.metastore.hold_metastore`), then gives up
+with a clear error; it holds that turn until its JVM has exited.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pyspark
 
 from deepsift.config import Config
 from deepsift.lake.readonly import READ_ONLY_CONF
-from deepsift.lake.session import check_metastore_free, spark_conf
+from deepsift.lake.metastore import hold_metastore
+from deepsift.lake.session import spark_conf
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 BIND_HOST = "127.0.0.1"
@@ -68,12 +70,16 @@ def serve(config: Config, port: int, on_ready: Callable[[str], None]) -> int:
 
     ``on_ready`` gets the JDBC URL once the port accepts connections.
     """
-    check_metastore_free(config)
-    _check_port_free(port)
-    command = server_command(config, port)
-    config.metastore_dir.mkdir(parents=True, exist_ok=True)
-    config.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(command)
+    with hold_metastore(config):
+        _check_port_free(port)
+        command = server_command(config, port)
+        config.warehouse_dir.mkdir(parents=True, exist_ok=True)
+        return _run(subprocess.Popen(command), config, port, on_ready)
+
+
+def _run(process: subprocess.Popen, config: Config, port: int, on_ready: Callable[[str], None]) -> int:
+    """Wait for the server to listen, then for it to end; stop it on Ctrl-C or SIGTERM. It has exited
+    when this returns (its metastore turn may then be given back)."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
@@ -87,9 +93,9 @@ def serve(config: Config, port: int, on_ready: Callable[[str], None]) -> int:
         on_ready(jdbc_url(config, port))
         return process.wait()
     except KeyboardInterrupt:
-        _stop(process)
         return 0
     finally:
+        _stop(process)
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 
