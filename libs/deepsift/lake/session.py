@@ -26,7 +26,11 @@ from deepsift.config import Config, ConfigError
 from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.metastore import MetastoreLease, hold_metastore
 from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
+from deepsift.lake.tables import ensure_schema
 
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
+"""The driver's console log unless ``spark.verbose_logs``: the warnings a user can act on, not Spark's
+and Hive's routine ones."""
 JVM_EXIT_TIMEOUT_S = 60.0
 """How long a stopped JVM may take to exit (Spark's shutdown hooks) before it is terminated; as long
 again after that, and it is killed (the kernel then drops its locks; Derby recovers on next boot)."""
@@ -55,6 +59,9 @@ def spark_conf(config: Config) -> dict[str, str]:
     jars_dir = config.cache_dir / "jars"
     jars = [*ensure_delta_jars(jars_dir, config.spark.maven_repo), ensure_extension_jar(jars_dir)]
     metastore = config.metastore_dir
+    java_options = [f"-Dderby.system.home={metastore}"]
+    if not config.spark.verbose_logs:
+        java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
@@ -63,7 +70,7 @@ def spark_conf(config: Config) -> dict[str, str]:
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(config.warehouse_dir),
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+        "spark.driver.extraJavaOptions": " ".join(java_options),
         "spark.driver.memory": config.spark.driver_memory,
         "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
@@ -111,7 +118,7 @@ def build_spark_session(config: Config) -> SparkSession:
         raise
     spark.sparkContext.setLogLevel("WARN")
     spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {config.lake.schema_name}")
+    ensure_schema(spark, config.lake.schema_name)
     return spark
 
 

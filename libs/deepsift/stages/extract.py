@@ -20,7 +20,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from deepsift.config import Config
+from deepsift.config import Config, FacesConfig
 from deepsift.faces.detector import build_face_detector
 from deepsift.faces.extraction import VideoExtraction, preprocess_version
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
@@ -131,7 +131,10 @@ def _extract(
         rows, "video_id string, uri string, probe_status string, probe_error string, rotation int, "
         "duration_s double, width int, height int"
     )
-    settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json(), str(config.cache_dir))
+    faces = _planned_faces(config.faces, detector)
+    settings = (
+        config.sampling.model_dump_json(), config.decode.model_dump_json(), faces.model_dump_json(), str(config.cache_dir)
+    )
 
     def extract_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from deepsift.config import DecodeLimits, SamplingConfig
@@ -145,6 +148,13 @@ def _extract(
                 yield _to_record_batch(video["video_id"], version, detector, result)
 
     return listing.mapInArrow(extract_partition, EXTRACTED_SCHEMA)
+
+
+def _planned_faces(faces: FacesConfig, detector: str) -> FacesConfig:
+    """The face settings executors build their detector from. When the driver fell back to Haar (and said
+    so, once), they run Haar as planned instead of looking for YuNet weights again, warning in every
+    Python worker."""
+    return faces.model_copy(update={"detector": "haar"}) if detector.startswith("haar:") else faces
 
 
 def _check_detector(worker, expected: str) -> None:
