@@ -18,7 +18,7 @@ from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
 from deepsift.logs import configure_logging
-from deepsift.progress import spark_progress
+from deepsift.progress import show_steps
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -352,7 +352,7 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
 
     spark = _session(config)
     request = ScanRequest(scan_date=args.date or _today(), inputs=args.paths, model=args.model, trigger=args.trigger)
-    with spark_progress(spark, "scan"):
+    with show_steps("scan"):
         outcome = run_scan(spark, config, request)
     _print_scan(spark, config, outcome)
     return 0
@@ -362,7 +362,7 @@ def _rescore(args: argparse.Namespace, config: Config) -> int:
     from deepsift.stages.scan import rescore
 
     spark = _session(config)
-    with spark_progress(spark, "rescore"):
+    with show_steps("rescore"):
         outcome = rescore(spark, config, args.model_version, args.date or _today(), args.since)
     _print_scan(spark, config, outcome)
     return 0
@@ -377,7 +377,7 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     report_date = args.date or _today()
     out = report_path(config, report_date, args.out)
     spark = _session(config)
-    with spark_progress(spark, "report"):
+    with show_steps("report"):
         outcome = generate_daily_report(spark, config, report_date, out, settings)
     data = outcome.data
     if data.scanned:
@@ -409,7 +409,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         champion, trained = ensure_champion(spark, config, args.corpus, authentic)
     if trained:
         console.print(f"trained {kind} {champion.model_uri} in {trained.seconds:.0f} s")
-    with spark_progress(spark, "scan"):
+    with show_steps("scan"):
         outcome = run_scan(spark, config, ScanRequest(scan_date=_today(), trigger="demo"))
     _print_scan(spark, config, outcome)
     return 0
@@ -552,7 +552,7 @@ def _print_scan(spark, config: Config, outcome) -> None:
 def _run_ingest(spark, config: Config, paths: Sequence[str], ingest_date: date | None) -> None:
     from deepsift.stages.ingest import ingest
 
-    with spark_progress(spark, "ingest"):
+    with show_steps("ingest"):
         summary = ingest(spark, config, paths, ingest_date)
     table = Table(title="ingest", show_header=False)
     table.add_row("files listed", str(summary.files))
@@ -569,7 +569,7 @@ def _run_ingest(spark, config: Config, paths: Sequence[str], ingest_date: date |
 def _run_extract(spark, config: Config) -> None:
     from deepsift.stages.extract import extract_pending
 
-    with spark_progress(spark, "extract"):
+    with show_steps("extract"):
         summary = extract_pending(spark, config)
     table = Table(title=f"extract ({summary.preprocess_version}, {summary.face_detector})", show_header=False)
     table.add_row("videos", str(summary.videos))

@@ -2,7 +2,8 @@
 
 Commands run back to back, started at the same moment, interrupted with Ctrl-C (SIGINT to the
 command's process group, as a terminal sends it); what each prints is checked too: no routine Spark
-or Hive log lines, each deepsift warning once, and Spark's own log with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
+or Hive log lines, each deepsift warning once, a progress bar that ends complete, and Spark's own log
+with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
 untrained ``@champion`` (verdicts are not the point here). Each JVM start costs 15 to 60 s on two
 cores, so the rounds are few and the clips small.
 """
@@ -144,6 +145,8 @@ def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_b
     detectors = {row["face_detector"].split(":")[0] for row in _table(env, "extractions")}
     expected = {"deepsift.faces.weights", "deepsift.faces.detector"} if detectors == {"haar"} else set()
     assert Counter(logger for logger, _ in warnings) == Counter(expected), scan.stderr
+    bars = [line.split() for line in scan.stderr.splitlines() if line.startswith("scan ")]
+    assert [bar[2:5] for bar in bars] == [["6/6", "steps", "done"]]  # ingest .. record, ending complete
 
     verbose = _deepsift(env, "--verbose", "sql", "SELECT count(*) AS n FROM videos", "--format", "json")
     assert verbose.returncode == 0, verbose.stderr[-4000:]

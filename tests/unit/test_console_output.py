@@ -1,12 +1,65 @@
-"""What a command prints besides its results: each Python warning once."""
+"""What a command prints besides its results: a progress bar in the library's own steps that ends
+complete, and each Python warning once."""
 
 from __future__ import annotations
 
 import io
 import logging
 
+import pytest
+from rich.console import Console
 
 from deepsift.logs import OnceFilter
+from deepsift.progress import plan, show_steps, step
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=100, force_terminal=False), out
+
+
+@step("extract")
+def _extract() -> None:
+    with step("decode"):  # a step inside a step is part of it
+        pass
+
+
+def _pipeline(fail_at: str | None = None) -> None:
+    plan("ingest", "extract", "record")
+    for name in ("ingest", "extract", "record"):
+        if name == "extract":
+            _extract()
+            continue
+        with step(name):
+            if name == fail_at:
+                raise RuntimeError(name)
+
+
+def test_the_bar_counts_planned_steps_and_ends_complete():
+    console, out = _console()
+    with show_steps("scan", console):
+        _pipeline()
+    assert out.getvalue().split() == ["scan", "━" * 40, "3/3", "steps", "done", "0:00:00"]
+
+
+def test_a_failed_step_leaves_the_bar_where_it_stopped():
+    console, out = _console()
+    with pytest.raises(RuntimeError, match="record"), show_steps("scan", console):
+        _pipeline(fail_at="record")
+    assert out.getvalue().split()[2:4] == ["2/3", "steps"]
+
+
+def test_steps_nobody_announced_grow_the_total():
+    console, out = _console()
+    with show_steps("ingest", console):
+        with step("ingest"):
+            pass
+        _extract()
+    assert out.getvalue().split()[2:5] == ["2/2", "steps", "done"]
+
+
+def test_steps_without_a_display_do_nothing_but_run():
+    assert _extract() is None
 
 
 def test_a_repeated_warning_is_said_once():
