@@ -27,10 +27,22 @@ class OnceFilter(logging.Filter):
         return True
 
 
+def not_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for a record about a Ctrl-C (py4j logs the call it cut short, with a traceback): the command
+    says "interrupted" itself."""
+    error = record.exc_info[1] if record.exc_info else None
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        error = error.__context__
+    return True
+
+
 def configure_logging() -> None:
-    """Warnings and errors of every Python logger on standard error, once each (a no-op where the root
-    logger has handlers already, as under a test runner)."""
+    """Warnings and errors of every Python logger on standard error, once each and none about a Ctrl-C
+    (a no-op where the root logger has handlers already, as under a test runner)."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(OnceFilter())
+    handler.addFilter(not_an_interrupt)
     logging.basicConfig(level=logging.WARNING, handlers=[handler])

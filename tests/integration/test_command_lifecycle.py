@@ -178,30 +178,36 @@ def test_commands_started_together_take_turns_or_name_the_holder(env_for):
     assert f"{WAITED} pid {other}: {sys.executable} -m deepsift.cli sql SELECT 1 AS one" in err
 
 
-def test_ctrl_c_stops_the_command_and_its_jvm_and_leaves_no_lock(env_for, media_dir, yunet_model):
+def test_ctrl_c_leaves_no_jvm_no_lock_and_a_metastore_that_works(env_for, media_dir, yunet_model):
     env = env_for(yunet_model)
-    scan = _start(env, "scan", str(media_dir / "faces"), "--date", SCAN_DATE.isoformat(), start_new_session=True)
     owner, derby = _locks(env)
-    deadline = time.monotonic() + COMMAND_TIMEOUT_S
-    while (jvm := lock_holder(derby)) is None and scan.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert jvm is not None, f"the scan's JVM never opened the metastore (exit {scan.poll()})"
-    time.sleep(5)  # into the scan's Spark work
-    os.killpg(scan.pid, signal.SIGINT)  # what a terminal sends its foreground job on Ctrl-C
-    code = scan.wait(timeout=180)
-    _, err = scan.communicate()
-    assert code == 130, err[-4000:]
-    assert err.rstrip().endswith("interrupted")
-    assert not Path(f"/proc/{jvm.pid}").exists()  # the command reaped its JVM before it returned
-    assert [lock_holder(owner), lock_holder(derby)] == [None, None]
-    deadline = time.monotonic() + 60
-    while _group_alive(scan.pid) and time.monotonic() < deadline:  # Python workers end with their JVM
-        time.sleep(0.5)
-    assert not _group_alive(scan.pid), "processes of the interrupted command are still running"
+    ingested = Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / "videos" / "_delta_log" / f"{1:020}.json"
+    # first while the first command on the home creates the metastore, then once ingest has committed
+    for moment, reached in (("metastore creation", lambda: lock_holder(derby)), ("extraction", ingested.is_file)):
+        scan = _start(env, "scan", str(media_dir / "faces"), "--date", SCAN_DATE.isoformat(), start_new_session=True)
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while not reached() and scan.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        jvm = lock_holder(derby)
+        assert jvm is not None, f"the scan never reached {moment} (exit {scan.poll()})"
+        os.killpg(scan.pid, signal.SIGINT)  # what a terminal sends its foreground job on Ctrl-C
+        interrupted = time.monotonic()
+        code = scan.wait(timeout=180)
+        _, err = scan.communicate()
+        print(f"Ctrl-C during {moment}: exit {code} after {time.monotonic() - interrupted:.1f} s")
+        assert code == 130, err[-4000:]
+        assert err.rstrip().endswith("interrupted"), err[-4000:]
+        assert not Path(f"/proc/{jvm.pid}").exists()  # the command reaped its JVM before it returned
+        assert [lock_holder(owner), lock_holder(derby)] == [None, None]
+        deadline = time.monotonic() + 60
+        while _group_alive(scan.pid) and time.monotonic() < deadline:  # Python workers end with their JVM
+            time.sleep(0.5)
+        assert not _group_alive(scan.pid), f"processes of the command interrupted during {moment} still run"
 
     started = time.monotonic()
     after = _deepsift(env, "sql", "SELECT count(*) AS n FROM videos", "--format", "json")
     assert after.returncode == 0, after.stderr[-4000:]
+    assert json.loads(after.stdout) == [{"n": len(list((media_dir / "faces").iterdir()))}]
     assert WAITED not in after.stderr  # it found the metastore free at once
     print(f"next command after Ctrl-C: {time.monotonic() - started:.1f} s")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 
 import pytest
 from rich.console import Console
 
-from deepsift.logs import OnceFilter
+from deepsift.logs import OnceFilter, not_an_interrupt
 from deepsift.progress import plan, show_steps, step
 
 
@@ -80,3 +81,23 @@ def test_a_repeated_warning_is_said_once():
     assert out.getvalue().splitlines() == [
         "YuNet weights unavailable: falling back to Haar", "another fact", "YuNet weights unavailable: falling back to Haar",
     ]
+
+
+def test_records_about_a_ctrl_c_are_not_repeated_but_other_errors_are():
+    def record(error: BaseException) -> logging.LogRecord:
+        try:
+            raise error
+        except BaseException:
+            return logging.makeLogRecord({"msg": "while sending command", "exc_info": sys.exc_info()})
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise BrokenPipeError  # py4j's cleanup failing after the interrupt
+    except BrokenPipeError as during_interrupt:
+        chained = during_interrupt
+    assert not not_an_interrupt(record(KeyboardInterrupt()))
+    assert not not_an_interrupt(record(chained))
+    assert not_an_interrupt(record(BrokenPipeError()))
+    assert not_an_interrupt(logging.makeLogRecord({"msg": "no exception"}))

@@ -10,10 +10,13 @@ only once that JVM has exited (:func:`stop_spark_session`), so commands run back
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,12 +31,14 @@ from deepsift.lake.metastore import MetastoreLease, hold_metastore
 from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
 from deepsift.lake.tables import ensure_schema
 
+logger = logging.getLogger(__name__)
+
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 """The driver's console log unless ``spark.verbose_logs``: the warnings a user can act on, not Spark's
 and Hive's routine ones."""
 JVM_EXIT_TIMEOUT_S = 60.0
-"""How long a stopped JVM may take to exit (Spark's shutdown hooks) before it is terminated; as long
-again after that, and it is killed (the kernel then drops its locks; Derby recovers on next boot)."""
+"""How long a JVM may take to exit (Spark's shutdown hooks) before it is killed (the kernel then drops its
+locks; Derby recovers on its next boot)."""
 
 _lease: MetastoreLease | None = None
 """This process's turn on the embedded metastore: taken before its JVM starts, given back once it exited."""
@@ -116,31 +121,65 @@ def build_spark_session(config: Config) -> SparkSession:
         if config.spark.master.startswith("spark://") and "stopped SparkContext" in str(error):
             raise _not_a_master(config.spark.master) from None
         raise
-    spark.sparkContext.setLogLevel("WARN")
-    spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
-    ensure_schema(spark, config.lake.schema_name)
+    with _interrupts_deferred():  # the first catalog access may create the metastore's database
+        spark.sparkContext.setLogLevel("WARN")
+        spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
+        ensure_schema(spark, config.lake.schema_name)
     return spark
 
 
-def stop_spark_session(timeout_s: float = JVM_EXIT_TIMEOUT_S) -> None:
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a first Ctrl-C back until the block has ended, then raise it; a second one raises at once.
+
+    py4j ends an interrupted call by interrupting the JVM thread that runs it, and Derby abandons a
+    database it is creating when interrupted: the half-made metastore fails every later command. After
+    the block Ctrl-C raises KeyboardInterrupt at once, as Python's own handler does, and no longer goes
+    to the handler a starting SparkContext installs, which cancels jobs through py4j from inside the
+    handler, on the very connection of the call it interrupted ("reentrant call"), and logs tracebacks.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        logger.warning("interrupted: stopping once Spark has started (Ctrl-C again to stop at once)")
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TIMEOUT_S) -> None:
     """Stop this process's Spark and return once the JVM it started has exited; then give up the metastore.
 
     ``SparkSession.stop()`` leaves the JVM running, and a JVM outliving its command still holds the
     embedded metastore when the next command starts. The JVM exits when its standard input closes
-    (PySpark's gateway reads it for that); one that takes longer than ``timeout_s`` is terminated, then
-    killed. Under spark-submit the JVM is this process's parent and exits after it: only the session
-    stops.
+    (PySpark's gateway reads it for that) and is killed if it takes longer than ``timeout_s``. The JVM
+    of an ``interrupted`` command logs the work it abandons as errors, which tell the user nothing:
+    its log is switched off first. Under spark-submit the JVM is this process's parent and exits after
+    it: only the session stops.
     """
     global _lease
     gateway = SparkContext._gateway
     if gateway is not None:
         try:
             if (session := SparkSession.getActiveSession()) is not None:
+                if interrupted:
+                    session.sparkContext.setLogLevel("OFF")
                 session.stop()
-            gateway.shutdown()
         except Py4JError:  # the JVM is gone or unreachable already; what matters is that it has exited
             pass
-        if gateway.proc is not None:
+        if gateway.proc is not None:  # None under spark-submit, whose JVM ends its gateway itself
+            gateway.shutdown()  # closes py4j's sockets first, so no thread reports them broken
             _wait_for_exit(gateway.proc, timeout_s)
         SparkContext._gateway = SparkContext._jvm = None  # a later session starts a JVM of its own
     if _lease is not None:
@@ -154,11 +193,15 @@ def spark_scope() -> Iterator[None]:
     wait for it to exit (:func:`stop_spark_session`); a turn on the metastore taken inside is given back
     even if no JVM started. A JVM running before the block is left alone."""
     running, held = SparkContext._gateway, _lease
+    interrupted = False
     try:
         yield
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         if SparkContext._gateway is not running or _lease is not held:
-            stop_spark_session()
+            stop_spark_session(interrupted)
 
 
 def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> None:
@@ -166,12 +209,7 @@ def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> None:
         process.stdin.close()
     try:
         process.wait(timeout=timeout_s)
-        return
-    except subprocess.TimeoutExpired:
-        process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # stuck in its shutdown hooks, which SIGTERM would only run again
         process.kill()
         process.wait()
 
