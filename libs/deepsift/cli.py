@@ -18,7 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
-from deepsift.progress import spark_progress
+from deepsift.logs import configure_logging
+from deepsift.progress import show_steps
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,12 +36,18 @@ errors = Console(stderr=True, soft_wrap=True)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from deepsift.lake.session import spark_scope
+
     try:
-        config = load_config(args.config)
-        return args.handler(args, config)
+        config = load_config(args.config, overrides={"spark.verbose_logs": True} if args.verbose else None)
+        with spark_scope():  # returns once the command's JVM has exited and let go of the metastore
+            return args.handler(args, config)
+    except KeyboardInterrupt:
+        errors.print("[red]interrupted[/red]")
+        return 130
     except ConfigError as error:
         errors.print(f"[red]configuration error:[/red] {error}")
         return 2
@@ -54,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepsift", description="Sift uploaded videos for deepfakes.")
     parser.add_argument("--config", help="YAML config file (default: $DEEPSIFT_CONFIG, else built-in defaults)")
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="Spark's own console log, not only what a user can act on (spark.verbose_logs)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="probe video files and record them in the videos table")
@@ -358,7 +369,7 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
 
     spark = _session(config)
     request = ScanRequest(scan_date=args.date or _today(), inputs=args.paths, model=args.model, trigger=args.trigger)
-    with spark_progress(spark, "scan"):
+    with show_steps("scan"):
         outcome = run_scan(spark, config, request)
     _print_scan(spark, config, outcome)
     return 0
@@ -368,7 +379,7 @@ def _rescore(args: argparse.Namespace, config: Config) -> int:
     from deepsift.stages.scan import rescore
 
     spark = _session(config)
-    with spark_progress(spark, "rescore"):
+    with show_steps("rescore"):
         outcome = rescore(spark, config, args.model_version, args.date or _today(), args.since)
     _print_scan(spark, config, outcome)
     return 0
@@ -383,7 +394,7 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     report_date = args.date or _today()
     out = report_path(config, report_date, args.out)
     spark = _session(config)
-    with spark_progress(spark, "report"):
+    with show_steps("report"):
         outcome = generate_daily_report(spark, config, report_date, out, settings)
     data = outcome.data
     if data.scanned:
@@ -415,7 +426,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         champion, trained = ensure_champion(spark, config, args.corpus, authentic)
     if trained:
         console.print(f"trained {kind} {champion.model_uri} in {trained.seconds:.0f} s")
-    with spark_progress(spark, "scan"):
+    with show_steps("scan"):
         outcome = run_scan(spark, config, ScanRequest(scan_date=_today(), trigger="demo"))
     _print_scan(spark, config, outcome)
     return 0
@@ -514,7 +525,9 @@ def _sql_cell(value: Any) -> str:
 def _sql_server(args: argparse.Namespace, config: Config) -> int:
     from deepsift.sql.server import serve
 
-    console.print(f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's log follows")
+    console.print(
+        f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's warnings follow (--verbose: its whole log)"
+    )
     return serve(config, args.port, lambda url: console.print(f"[bold]ready:[/bold] {url} (read-only; Ctrl-C stops it)"))
 
 
@@ -563,7 +576,7 @@ def _print_scan(spark: SparkSession, config: Config, outcome: ScanOutcome) -> No
 def _run_ingest(spark: SparkSession, config: Config, paths: Sequence[str], ingest_date: date | None) -> None:
     from deepsift.stages.ingest import ingest
 
-    with spark_progress(spark, "ingest"):
+    with show_steps("ingest"):
         summary = ingest(spark, config, paths, ingest_date)
     table = Table(title="ingest", show_header=False)
     table.add_row("files listed", str(summary.files))
@@ -580,7 +593,7 @@ def _run_ingest(spark: SparkSession, config: Config, paths: Sequence[str], inges
 def _run_extract(spark: SparkSession, config: Config) -> None:
     from deepsift.stages.extract import extract_pending
 
-    with spark_progress(spark, "extract"):
+    with show_steps("extract"):
         summary = extract_pending(spark, config)
     table = Table(title=f"extract ({summary.preprocess_version}, {summary.face_detector})", show_header=False)
     table.add_row("videos", str(summary.videos))
@@ -612,8 +625,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from deepsift.detect.training import TrainingDataError
     from deepsift.faces.weights import WeightsError
     from deepsift.lake.jars import JarDownloadError
+    from deepsift.lake.metastore import MetastoreLockedError
     from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
-    from deepsift.lake.session import JavaNotFoundError, MetastoreLockedError
+    from deepsift.lake.session import JavaNotFoundError
     from deepsift.local_server import ServerStartError
     from deepsift.orchestration.submit import MasterUnreachableError
     from deepsift.registry.errors import RegistryError

@@ -42,6 +42,9 @@ class SparkConfig(_Section):
     maven_repo: str = "https://repo1.maven.org/maven2"
     """Where the Delta jars are fetched from, once (a corporate mirror works too)."""
     extra_conf: dict[str, str] = Field(default_factory=dict)
+    verbose_logs: bool = False
+    """Spark's own console log as Spark configures it (``deepsift --verbose``); off, the driver logs only
+    warnings and errors a user can act on (``deepsift/lake/log4j2.properties``)."""
 
     @field_validator("master")
     @classmethod
@@ -52,9 +55,12 @@ class SparkConfig(_Section):
 
 
 class LakeConfig(_Section):
-    """The catalog schema that holds every deepsift table."""
+    """The catalog schema that holds every deepsift table, and the embedded metastore's turn-taking."""
 
     schema_name: str = Field("deepsift", pattern=r"^[a-z_][a-z0-9_]*$")
+    metastore_wait_s: float = Field(60.0, ge=0)
+    """How long a command waits for another process to let go of the embedded metastore before it gives up,
+    naming that process (a finished command's JVM lets go within seconds)."""
 
 
 class SamplingConfig(_Section):

@@ -98,8 +98,10 @@ def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
     process, port, log = server
     assert listening_addresses(port) == {"127.0.0.1"}
 
-    busy = _deepsift(server_env, "sql", "SELECT 1", timeout=120)  # Derby admits one JVM: refused up front
-    assert busy.returncode == 1 and "is in use by another process" in busy.stderr
+    # Derby admits one JVM: refused before a JVM starts, once the wait for the server is over, naming it
+    busy = _deepsift(server_env | {"DEEPSIFT_LAKE__METASTORE_WAIT_S": "2"}, "sql", "SELECT 1", timeout=120)
+    assert busy.returncode == 1
+    assert f"is in use by another process (pid {process.pid}: {sys.executable} -m deepsift.cli sql-server" in busy.stderr
 
     headers = {"probe_status,n", "videos_total", "namespace,tableName,isTemporary", "after_writes"}
     lines, errors = _beeline(port, "deepsift", Path(server_env["DEEPSIFT_HOME"]) / "jdbc.sql", [

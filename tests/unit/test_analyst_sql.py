@@ -107,6 +107,7 @@ def test_sql_command_line_errors_before_spark(capsys):
 
 def test_sql_server_refuses_a_metastore_another_process_holds(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEEPSIFT_HOME", str(tmp_path))
+    monkeypatch.setenv("DEEPSIFT_LAKE__METASTORE_WAIT_S", "1")
     lock = tmp_path / "metastore" / "metastore_db" / "dbex.lck"
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen(
@@ -124,7 +125,9 @@ def test_sql_server_refuses_a_metastore_another_process_holds(tmp_path, monkeypa
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert main(["sql-server", "--port", str(free_port())]) == 1
-        assert "is in use by another process" in capsys.readouterr().err
+        refusal = " ".join(capsys.readouterr().err.split())
+        assert f"is in use by another process (pid {holder.pid}: {sys.executable} -c import fcntl" in refusal
+        assert "still after 1 s (lake.metastore_wait_s)" in refusal
     finally:
         holder.kill()
         holder.wait()

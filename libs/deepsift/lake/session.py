@@ -3,31 +3,49 @@
 Entrypoints call :func:`build_spark_session` once and pass the session down; library code never
 builds one. On the embedded defaults the catalog is a Derby metastore and the warehouse a folder,
 both under ``home``, so tables are queryable by name from any later process
-(``SELECT count(*) FROM deepsift.videos``). Embedded Derby admits one JVM at a time.
+(``SELECT count(*) FROM deepsift.videos``). Embedded Derby admits one JVM at a time: a process takes
+its turn on the metastore before its JVM starts (:mod:`deepsift.lake.metastore`), and gives it back
+only once that JVM has exited (:func:`stop_spark_session`), so commands run back to back never meet.
 """
 
 from __future__ import annotations
 
-import fcntl
+import logging
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from py4j.protocol import Py4JError
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from deepsift.config import Config, ConfigError
 from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.metastore import MetastoreLease, hold_metastore
 from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
+from deepsift.lake.tables import ensure_schema
+
+logger = logging.getLogger(__name__)
+
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
+"""The driver's console log unless ``spark.verbose_logs``: the warnings a user can act on, not Spark's
+and Hive's routine ones."""
+JVM_EXIT_TIMEOUT_S = 60.0
+"""How long a JVM may take to exit (Spark's shutdown hooks) before it is killed (the kernel then drops its
+locks; Derby recovers on its next boot)."""
+
+_lease: MetastoreLease | None = None
+"""This process's turn on the embedded metastore: taken before its JVM starts, given back once it exited."""
 
 
 class JavaNotFoundError(RuntimeError):
     """Spark needs a Java 17+ runtime and none was found."""
-
-
-class MetastoreLockedError(RuntimeError):
-    """Another process has the embedded Derby metastore open (it admits one JVM at a time)."""
 
 
 def check_java() -> None:
@@ -46,6 +64,9 @@ def spark_conf(config: Config) -> dict[str, str]:
     jars_dir = config.cache_dir / "jars"
     jars = [*ensure_delta_jars(jars_dir, config.spark.maven_repo), ensure_extension_jar(jars_dir)]
     metastore = config.metastore_dir
+    java_options = [f"-Dderby.system.home={metastore}"]
+    if not config.spark.verbose_logs:
+        java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
@@ -54,7 +75,7 @@ def spark_conf(config: Config) -> dict[str, str]:
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(config.warehouse_dir),
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+        "spark.driver.extraJavaOptions": " ".join(java_options),
         "spark.driver.memory": config.spark.driver_memory,
         "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
@@ -77,11 +98,15 @@ def spark_conf(config: Config) -> dict[str, str]:
 
 
 def build_spark_session(config: Config) -> SparkSession:
-    """Create (or return the running) SparkSession for ``config``, with the deepsift schema present."""
+    """Create (or return the running) SparkSession for ``config``, with the deepsift schema present.
+
+    Before it starts a JVM it waits its turn on an embedded metastore (``lake.metastore_wait_s``).
+    """
+    global _lease
     check_java()
     check_master_reachable(config.spark.master)
-    if SparkContext._gateway is None:  # noqa: SLF001 - a JVM of this process may hold the metastore itself
-        check_metastore_free(config)
+    if SparkContext._gateway is None and _lease is None:  # noqa: SLF001 - a JVM of this process holds its turn already
+        _lease = hold_metastore(config)
     # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
     # environment, not spark.pyspark.python, when it starts a session from Python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -96,10 +121,97 @@ def build_spark_session(config: Config) -> SparkSession:
         if config.spark.master.startswith("spark://") and "stopped SparkContext" in str(error):
             raise _not_a_master(config.spark.master) from None
         raise
-    spark.sparkContext.setLogLevel("WARN")
-    spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {config.lake.schema_name}")
+    with _interrupts_deferred():  # the first catalog access may create the metastore's database
+        spark.sparkContext.setLogLevel("WARN")
+        spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
+        ensure_schema(spark, config.lake.schema_name)
     return spark
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a first Ctrl-C back until the block has ended, then raise it; a second one raises at once.
+
+    py4j ends an interrupted call by interrupting the JVM thread that runs it, and Derby abandons a
+    database it is creating when interrupted: the half-made metastore fails every later command. After
+    the block Ctrl-C raises KeyboardInterrupt at once, as Python's own handler does, and no longer goes
+    to the handler a starting SparkContext installs, which cancels jobs through py4j from inside the
+    handler, on the very connection of the call it interrupted ("reentrant call"), and logs tracebacks.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        logger.warning("interrupted: stopping once Spark has started (Ctrl-C again to stop at once)")
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TIMEOUT_S) -> None:
+    """Stop this process's Spark and return once the JVM it started has exited; then give up the metastore.
+
+    ``SparkSession.stop()`` leaves the JVM running, and a JVM outliving its command still holds the
+    embedded metastore when the next command starts. The JVM exits when its standard input closes
+    (PySpark's gateway reads it for that) and is killed if it takes longer than ``timeout_s``. The JVM
+    of an ``interrupted`` command logs the work it abandons as errors, which tell the user nothing:
+    its log is switched off first. Under spark-submit the JVM is this process's parent and exits after
+    it: only the session stops.
+    """
+    global _lease
+    gateway = SparkContext._gateway  # noqa: SLF001 - PySpark keeps its JVM gateway only here
+    if gateway is not None:
+        try:
+            if (session := SparkSession.getActiveSession()) is not None:
+                if interrupted:
+                    session.sparkContext.setLogLevel("OFF")
+                session.stop()
+        except Py4JError:  # the JVM is gone or unreachable already; what matters is that it has exited
+            pass
+        if gateway.proc is not None:  # None under spark-submit, whose JVM ends its gateway itself
+            gateway.shutdown()  # closes py4j's sockets first, so no thread reports them broken
+            _wait_for_exit(gateway.proc, timeout_s)
+        SparkContext._gateway = SparkContext._jvm = None  # noqa: SLF001 - a later session starts a JVM of its own
+    if _lease is not None:
+        _lease.release()
+        _lease = None
+
+
+@contextmanager
+def spark_scope() -> Iterator[None]:
+    """Stop a JVM that starts inside the block when the block ends, however it ends (Ctrl-C too), and
+    wait for it to exit (:func:`stop_spark_session`); a turn on the metastore taken inside is given back
+    even if no JVM started. A JVM running before the block is left alone."""
+    running, held = SparkContext._gateway, _lease  # noqa: SLF001 - the JVM gateway, if one runs
+    interrupted = False
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if SparkContext._gateway is not running or _lease is not held:  # noqa: SLF001
+            stop_spark_session(interrupted)
+
+
+def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> None:
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:  # stuck in its shutdown hooks, which SIGTERM would only run again
+        process.kill()
+        process.wait()
 
 
 def check_master_reachable(master: str) -> None:
@@ -130,30 +242,3 @@ def _not_a_master(master: str) -> Exception:
         "after about a minute): expected a Spark standalone master at that address, not another service; check "
         "the port (spark.master, or DEEPSIFT_SPARK__MASTER) against the master's log, or run locally with local[*]"
     )
-
-
-def check_metastore_free(config: Config) -> None:
-    """Fail with a clear message, before a JVM starts, when another process holds the embedded metastore.
-
-    A JVM that has booted the Derby database holds a POSIX lock on ``metastore_db/dbex.lck``; trying the
-    same lock tells whether Spark would fail later, deep in Hive's stack. Nothing is checked when
-    ``spark.extra_conf`` points the catalog elsewhere (a metastore service).
-    """
-    elsewhere = ("spark.hadoop.javax.jdo.option.ConnectionURL", "spark.hadoop.hive.metastore.uris")
-    if any(key in config.spark.extra_conf for key in elsewhere):
-        return
-    database = config.metastore_dir / "metastore_db"
-    try:
-        handle = os.open(database / "dbex.lck", os.O_RDWR)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise MetastoreLockedError(
-            f"the metastore {database} is in use by another process (a scan, a Spark job, `deepsift sql` or "
-            "`deepsift sql-server`): embedded Derby admits one JVM at a time; wait for it or stop it, or "
-            "configure a metastore service for concurrent use"
-        ) from None
-    finally:
-        os.close(handle)  # closing releases the lock taken above, if any

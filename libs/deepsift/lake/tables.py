@@ -223,11 +223,18 @@ def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...
     Lakes created by an older deepsift lack newer columns. Nullable ones are added in place (existing
     rows read NULL); a missing NOT NULL column raises :class:`TableSchemaError` naming it.
     """
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    ensure_schema(spark, schema)
     for table in tables:
         partition = f" PARTITIONED BY ({table.partitioned_by})" if table.partitioned_by else ""
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table.qualified(schema)} ({table.columns}) USING DELTA{partition}")
         _add_missing_columns(spark, schema, table)
+
+
+def ensure_schema(spark: SparkSession, schema: str) -> None:
+    """Create ``schema`` unless the catalog has it. Asking first spares a warning per call: ``CREATE SCHEMA
+    IF NOT EXISTS`` on a schema that exists logs "Namespace ... was created concurrently"."""
+    if not spark.catalog.databaseExists(schema):
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
 
 def _add_missing_columns(spark: SparkSession, schema: str, table: TableSpec) -> None:

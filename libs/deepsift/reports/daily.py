@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from deepsift.config import Config
 from deepsift.lake.tables import REPORTS, ensure_tables, merge_upsert
+from deepsift.progress import step
 from deepsift.reports.data import DailyData, ReportSettings, read_daily
 from deepsift.reports.render import render_daily
 
@@ -48,6 +49,7 @@ def report_path(config: Config, report_date: date, out: Path | None = None) -> P
     return path
 
 
+@step("report")
 def generate_daily_report(
     spark: SparkSession,
     config: Config,

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from deepsift.config import Config
 from deepsift.lake.tables import MODERATION_QUEUE, VERDICTS, ensure_tables, merge_insert_new
 from deepsift.lake.views import ViewSpec
+from deepsift.progress import step
 from deepsift.registry.mlflow_models import ModelVersionInfo
 from deepsift.verdicts.labels import Verdict
 
@@ -84,6 +85,7 @@ def ensure_review_tables(spark: SparkSession, schema: str) -> None:
     spark.sql(REVIEW_LABELS.sql(schema))
 
 
+@step("enqueue")
 def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
     """Queue every suspicious or manipulated verdict of scan run ``run_id`` as ``pending``.
 

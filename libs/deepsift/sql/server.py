@@ -5,7 +5,8 @@ setting of :func:`deepsift.lake.session.spark_conf` (the same warehouse and Derb
 the read-only extension) plus ``spark.deepsift.sql.readOnly=true`` at startup, so every JDBC session
 starts read-only and cannot switch it off. Embedded Derby admits one JVM at a time: while the server
 runs, no scan, ``deepsift sql`` or other Spark job can open this home's metastore, and the server
-cannot start while one of them runs (checked first, with a clear error).
+waits its turn while one of them runs (:func:`deepsift.lake.metastore.hold_metastore`), then gives up
+with a clear error; it holds that turn until its JVM has exited.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 import pyspark
 
 from deepsift.config import Config
+from deepsift.lake.metastore import hold_metastore
 from deepsift.lake.readonly import READ_ONLY_CONF
-from deepsift.lake.session import check_metastore_free, spark_conf
+from deepsift.lake.session import spark_conf
 from deepsift.local_server import BIND_HOST, check_port_free, run_in_foreground
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
@@ -60,9 +62,8 @@ def serve(config: Config, port: int, on_ready: Callable[[str], None]) -> int:
     ``on_ready`` gets the JDBC URL once the port accepts connections. SIGTERM reaches the JVM, whose
     shutdown hooks release the metastore.
     """
-    check_metastore_free(config)
-    check_port_free(port)
-    command = server_command(config, port)
-    config.metastore_dir.mkdir(parents=True, exist_ok=True)
-    config.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    return run_in_foreground(command, port, lambda: on_ready(jdbc_url(config, port)), what="the JDBC server")
+    with hold_metastore(config):
+        check_port_free(port)
+        command = server_command(config, port)
+        config.warehouse_dir.mkdir(parents=True, exist_ok=True)
+        return run_in_foreground(command, port, lambda: on_ready(jdbc_url(config, port)), what="the JDBC server")

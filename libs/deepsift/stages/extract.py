@@ -27,6 +27,7 @@ from deepsift.faces.extraction import VideoExtraction, preprocess_version
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
 from deepsift.media.isolation import IsolatedWorker, shared_worker
 from deepsift.media.sources import opened_locally
+from deepsift.progress import step
 from deepsift.reasons import MediaError
 
 UNKNOWN_COST = 1280 * 720 * 60.0
@@ -57,6 +58,7 @@ class ExtractSummary:
 EXTRACT_TARGET = "deepsift.faces.extraction:extract_video"
 
 
+@step("extract")
 def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_TARGET) -> ExtractSummary:
     """Extract faces from every video in ``videos`` that has no ``extractions`` row at this version.
 

@@ -26,6 +26,7 @@ from deepsift.lake.tables import VIDEOS, ensure_tables
 from deepsift.media.isolation import shared_worker
 from deepsift.media.probe import ProbeResult, content_id
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
+from deepsift.progress import step
 from deepsift.reasons import MediaError, Reason
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def _list_hadoop(spark: SparkSession, item: str) -> list[str] | None:
     return uris or None
 
 
+@step("ingest")
 def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_date: date | None = None) -> IngestSummary:
     """List ``inputs``, probe every file and MERGE into ``videos``; re-ingesting adds nothing.
 

@@ -23,6 +23,7 @@ from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
 from deepsift.lake.tables import EXTRACTIONS, SCAN_RUNS, VIDEOS, ensure_tables
 from deepsift.lake.views import ensure_views
+from deepsift.progress import plan, step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
@@ -69,6 +70,11 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     started_at = datetime.now(UTC)
     model = DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
     model_config = config_for_contract(config, model.contract)
+    queues = serves(config, model)
+    plan(
+        *(["ingest"] if request.inputs else []), "extract", "score", "verdicts", *(["enqueue"] if queues else []),
+        "record",
+    )
 
     clock = time.perf_counter()
     ingested = ingest(spark, config, request.inputs, request.scan_date) if request.inputs else None
@@ -82,7 +88,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
             spark, model_config, model, extracted.preprocess_version, request.scan_date, seconds
         )
         enqueued = None
-        if serves(config, model):
+        if queues:
             clock = time.perf_counter()
             enqueued = enqueue_flagged(spark, config, run_id)
             seconds["enqueue"] = time.perf_counter() - clock
@@ -91,11 +97,12 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
             spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, None, error, None
         )
         raise
-    _record_run(
-        spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None,
-        detect_path,
-    )
-    ensure_views(spark, config.lake.schema_name)  # analysts find current views wherever there are verdicts
+    with step("record"):
+        _record_run(
+            spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None,
+            detect_path,
+        )
+        ensure_views(spark, config.lake.schema_name)  # analysts find current views wherever there are verdicts
     return ScanOutcome(run_id, model, verdicts, ingested, extracted, seconds, enqueued)
 
 
@@ -131,11 +138,13 @@ def rescore(
         )
     request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger="rescore")
     run_id = scan_run_id(scan_date, info.name, info.version, version)
+    plan("score", "verdicts", "record")
     verdicts, detect_path = _score_and_judge(
         spark, model_config, info, version, scan_date, seconds, cached.select("video_id")
     )
-    _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None, detect_path)
-    ensure_views(spark, config.lake.schema_name)
+    with step("record"):
+        _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None, detect_path)
+        ensure_views(spark, config.lake.schema_name)
     return ScanOutcome(run_id, info, verdicts, stage_seconds=seconds)
 
 

