@@ -525,9 +525,7 @@ def _sql_cell(value: Any) -> str:
 def _sql_server(args: argparse.Namespace, config: Config) -> int:
     from deepsift.sql.server import serve
 
-    console.print(
-        f"starting the read-only JDBC server on 127.0.0.1:{args.port}; Spark's warnings follow (--verbose: its whole log)"
-    )
+    console.print(f"starting the read-only JDBC server on 127.0.0.1:{args.port}")
     return serve(config, args.port, lambda url: console.print(f"[bold]ready:[/bold] {url} (read-only; Ctrl-C stops it)"))
 
 

@@ -21,6 +21,7 @@ import pyspark
 import pytest
 
 from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.metastore import OWNER_LOCK, lock_holder
 from deepsift.lake.readonly import READ_ONLY_CONF, ensure_extension_jar
 from tests.ports import free_port, listening_addresses
 from tests.servers import deepsift_server
@@ -64,7 +65,7 @@ def server(server_env):
     port = free_port()
     log = Path(server_env["DEEPSIFT_HOME"]) / "sql-server.log"
     with deepsift_server(["sql-server", "--port", str(port)], server_env, log, READY_TIMEOUT_S) as process:
-        yield process, port, log
+        yield process, port
 
 
 def _beeline(port: int, schema: str, script: Path, statements: list[str]) -> tuple[list[str], str]:
@@ -95,7 +96,7 @@ def _block(lines: list[str], header: str, headers: set[str]) -> list[list[str]]:
 
 
 def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
-    process, port, log = server
+    process, port = server
     assert listening_addresses(port) == {"127.0.0.1"}
 
     # Derby admits one JVM: refused before a JVM starts, once the wait for the server is over, naming it
@@ -123,7 +124,8 @@ def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
 
     process.send_signal(signal.SIGTERM)  # `kill`: the CLI stops its JVM, which frees the metastore
     assert process.wait(timeout=90) == 0
-    assert "Successfully stopped SparkContext" in log.read_text()
+    metastore = Path(server_env["DEEPSIFT_HOME"]) / "metastore"
+    assert [lock_holder(metastore / OWNER_LOCK), lock_holder(metastore / "metastore_db" / "dbex.lck")] == [None, None]
     after = _deepsift(server_env, "sql", "--format", "json", BY_STATUS)
     assert after.returncode == 0, after.stderr[-3000:]
     assert {row["probe_status"]: row["n"] for row in json.loads(after.stdout)} == by_status
