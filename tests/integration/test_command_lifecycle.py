@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -61,9 +60,9 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def env_for(base_config, tracking_uri, tmp_path):
     """The environment of commands over a fresh home (the session's cached jars copied in, so nothing
-    downloads); ``yunet`` gives the shared YuNet weights, else none can be had and Haar runs."""
+    downloads); faces are found with the YuNet weights that ship in the package."""
 
-    def make(yunet: Path | None) -> dict[str, str]:
+    def make() -> dict[str, str]:
         home = tmp_path / "home"
         jars = base_config.cache_dir / "jars"
         (home / "cache" / "jars").mkdir(parents=True, exist_ok=True)
@@ -75,11 +74,8 @@ def env_for(base_config, tracking_uri, tmp_path):
             "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
             "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
             "DEEPSIFT_MLFLOW__TRACKING_URI": tracking_uri,
-            "DEEPSIFT_FACES__ALLOW_DOWNLOAD": "false",
             "COLUMNS": "200",
         }
-        if yunet is not None:
-            env["DEEPSIFT_FACES__YUNET_MODEL_PATH"] = str(yunet)
         return env
 
     return make
@@ -108,8 +104,8 @@ def _table(env: dict[str, str], name: str) -> list[dict]:
     return DeltaTable(str(Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / name)).to_pyarrow_table().to_pylist()
 
 
-def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir, yunet_model):
-    env = env_for(yunet_model)
+def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir):
+    env = env_for()
     clip = str(media_dir / "faces" / CLIPS[0])
     commands = (
         ("ingest", clip),
@@ -134,7 +130,7 @@ def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir, y
 
 
 def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_back(env_for, media_dir):
-    env = env_for(None)  # no YuNet weights: extraction falls back to Haar, which deepsift warns about
+    env = env_for()
     scan = _deepsift(env, "scan", *(str(media_dir / "faces" / clip) for clip in CLIPS), "--date", SCAN_DATE.isoformat())
     assert scan.returncode == 0, scan.stderr[-4000:]
     assert SPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr
@@ -142,9 +138,8 @@ def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_b
         assert notice not in scan.stderr
     warnings = DEEPSIFT_WARNING.findall(scan.stderr)
     assert all(scan.stderr.count(text) == 1 for _, text in warnings), scan.stderr  # nor again from a worker
-    detectors = {row["face_detector"].split(":")[0] for row in _table(env, "extractions")}
-    expected = {"deepsift.faces.weights", "deepsift.faces.detector"} if detectors == {"haar"} else set()
-    assert Counter(logger for logger, _ in warnings) == Counter(expected), scan.stderr
+    assert {row["face_detector"].split(":")[0] for row in _table(env, "extractions")} == {"yunet"}
+    assert warnings == [], scan.stderr  # nothing in these clips needs a user's attention
     bars = [line.split() for line in scan.stderr.splitlines() if line.startswith("scan ")]
     assert [bar[2:5] for bar in bars] == [["6/6", "steps", "done"]]  # ingest .. record, ending complete
 
@@ -156,7 +151,7 @@ def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_b
 
 
 def test_commands_started_together_take_turns_or_name_the_holder(env_for):
-    env = env_for(None)
+    env = env_for()
     statement = ("sql", "SELECT 1 AS one", "--format", "json")
     impatient = env | {"DEEPSIFT_LAKE__METASTORE_WAIT_S": "3"}
     first, second = _start(impatient, *statement), _start(impatient, *statement)
@@ -178,8 +173,8 @@ def test_commands_started_together_take_turns_or_name_the_holder(env_for):
     assert f"{WAITED} pid {other}: {sys.executable} -m deepsift.cli sql SELECT 1 AS one" in err
 
 
-def test_ctrl_c_leaves_no_jvm_no_lock_and_a_metastore_that_works(env_for, media_dir, yunet_model):
-    env = env_for(yunet_model)
+def test_ctrl_c_leaves_no_jvm_no_lock_and_a_metastore_that_works(env_for, media_dir):
+    env = env_for()
     owner, derby = _locks(env)
     ingested = Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / "videos" / "_delta_log" / f"{1:020}.json"
     # first while the first command on the home creates the metastore, then once ingest has committed
