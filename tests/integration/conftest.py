@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -162,3 +163,22 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
         video_scores=video_scores,
         preprocess_version=preprocess_version,
     )
+
+
+def command_env(base_config: Config, home: Path) -> dict[str, str]:
+    """The environment of ``deepsift`` commands run as child processes over ``home`` on ``local[1]``: this
+    process's environment without its deepsift settings, and the session's cached jars copied into
+    ``home`` (no download, no second javac run)."""
+    from deepsift.lake.jars import ensure_delta_jars
+    from deepsift.lake.readonly import ensure_extension_jar
+
+    jars = base_config.cache_dir / "jars"
+    (home / "cache" / "jars").mkdir(parents=True, exist_ok=True)
+    for jar in (*ensure_delta_jars(jars, base_config.spark.maven_repo), ensure_extension_jar(jars)):
+        shutil.copy2(jar, home / "cache" / "jars" / jar.name)
+    return {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")} | {
+        "DEEPSIFT_HOME": str(home),
+        "DEEPSIFT_SPARK__MASTER": "local[1]",
+        "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
+        "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
+    }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,10 +26,9 @@ from deltalake import DeltaTable
 
 from deepsift.config import load_config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
-from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.metastore import OWNER_LOCK, lock_holder
-from deepsift.lake.readonly import ensure_extension_jar
 from deepsift.registry.mlflow_models import DetectorRegistry, embedded_store
+from tests.integration.conftest import command_env
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -64,15 +62,7 @@ def env_for(base_config, tracking_uri, tmp_path):
 
     def make() -> dict[str, str]:
         home = tmp_path / "home"
-        jars = base_config.cache_dir / "jars"
-        (home / "cache" / "jars").mkdir(parents=True, exist_ok=True)
-        for jar in (*ensure_delta_jars(jars, base_config.spark.maven_repo), ensure_extension_jar(jars)):
-            shutil.copy2(jar, home / "cache" / "jars" / jar.name)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")} | {
-            "DEEPSIFT_HOME": str(home),
-            "DEEPSIFT_SPARK__MASTER": "local[1]",
-            "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
-            "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
+        env = command_env(base_config, home) | {
             "DEEPSIFT_MLFLOW__TRACKING_URI": tracking_uri,
             "COLUMNS": "200",
         }

@@ -9,9 +9,7 @@ sees once the server has stopped, and its writes must be refused. The server is 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +18,9 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.metastore import OWNER_LOCK, lock_holder
-from deepsift.lake.readonly import READ_ONLY_CONF, ensure_extension_jar
+from deepsift.lake.readonly import READ_ONLY_CONF
+from tests.integration.conftest import command_env
 from tests.ports import free_port, listening_addresses
 from tests.servers import deepsift_server
 
@@ -44,16 +42,7 @@ def _deepsift(env: dict[str, str], *args: str, timeout: float = 300) -> subproce
 def server_env(base_config, media_dir, tmp_path_factory) -> dict[str, str]:
     """A fresh home with three ingested videos, and the environment that points deepsift at it."""
     home = tmp_path_factory.mktemp("sql-server-home")
-    jars = base_config.cache_dir / "jars"  # the session's cached jars: no download, no second javac run
-    for jar in (*ensure_delta_jars(jars, base_config.spark.maven_repo), ensure_extension_jar(jars)):
-        (home / "cache" / "jars").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(jar, home / "cache" / "jars" / jar.name)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DEEPSIFT_")} | {
-        "DEEPSIFT_HOME": str(home),
-        "DEEPSIFT_SPARK__MASTER": "local[1]",
-        "DEEPSIFT_SPARK__SHUFFLE_PARTITIONS": "1",
-        "DEEPSIFT_SPARK__DRIVER_MEMORY": "1g",
-    }
+    env = command_env(base_config, home)
     ingested = _deepsift(env, "ingest", *(str(media_dir / "edge" / name) for name in INGESTED))
     assert ingested.returncode == 0, ingested.stderr[-3000:]
     return env
