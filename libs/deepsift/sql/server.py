@@ -24,8 +24,6 @@ from deepsift.lake.session import spark_conf
 from deepsift.local_server import BIND_HOST, check_port_free, run_in_foreground
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
-DEFAULT_PORT = 10000
-"""HiveServer2's usual port."""
 
 
 def jdbc_url(config: Config, port: int) -> str:
