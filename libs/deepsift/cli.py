@@ -582,6 +582,8 @@ def _run_ingest(spark: SparkSession, config: Config, paths: Sequence[str], inges
     table.add_row("videos in table", str(summary.videos_total))
     for reason, count in sorted(summary.probe_errors.items()):
         table.add_row(f"probe error: {reason}", str(count))
+    for status, count in sorted(summary.provenance.items()):
+        table.add_row(f"content credentials: {status}", str(count))
     for missing in summary.missing_inputs:
         table.add_row("missing input", missing)
     table.add_row("seconds", f"{summary.seconds:.1f}")

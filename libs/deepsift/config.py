@@ -135,6 +135,17 @@ class DetectConfig(_Section):
         return value
 
 
+class ProvenanceConfig(_Section):
+    """Content Credentials (C2PA) read at ingest (see ``deepsift.provenance``)."""
+
+    enabled: bool = True
+    trust_anchors: Path | None = None
+    """A PEM file of the root certificates whose signers count as ``valid``; unset, every signer of a
+    manifest that otherwise holds is ``untrusted``."""
+    max_manifest_bytes: int = Field(16 << 20, ge=1024)
+    """A larger manifest store is not parsed: the video's credentials are ``invalid`` (manifest_too_large)."""
+
+
 class Config(_Section):
     """The whole deepsift configuration."""
 
@@ -147,6 +158,7 @@ class Config(_Section):
     faces: FacesConfig = Field(default_factory=FacesConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     detect: DetectConfig = Field(default_factory=DetectConfig)
+    provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
 
     @property
     def warehouse_dir(self) -> Path:

@@ -154,3 +154,14 @@ def test_missing_inputs_are_reported_and_the_rest_ingested(spark, lake_config, m
     assert summary.files == 1
     with pytest.raises(NoInputError, match="missing-folder"):
         ingest(spark, lake_config, [str(tmp_path / "missing-folder")])
+
+
+def test_every_readable_shared_video_has_credentials_status_none(spark, lake_config, scanned):
+    """The shared media carry no Content Credentials: each video whose bytes were read gets one ``none`` row."""
+    ingested, _ = scanned
+    videos = _table(spark, lake_config, "videos").where(~F.col("video_id").startswith("unreadable-"))
+    provenance = _table(spark, lake_config, "provenance")
+    assert provenance.count() == videos.count() > 50
+    assert videos.join(provenance, "video_id", "left_anti").count() == 0
+    assert {row.status for row in provenance.select("status").distinct().collect()} == {"none"}
+    assert set(ingested.provenance) == {"none"}

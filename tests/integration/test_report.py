@@ -128,7 +128,7 @@ def test_every_stored_text_is_escaped_wherever_the_page_shows_it(tmp_path):
     video = FlaggedVideo(
         rank=1, video_id=HOSTILE, location=HOSTILE, verdict="manipulated", score=0.9, model_name=HOSTILE,
         model_version=1, n_frames=2, n_faces=1, faces=(FaceScore(0, 0, 0.0, 0.9), FaceScore(5, 0, None, 0.8)),
-        crops=(FaceCrop(0, 0.0, 0.9, HOSTILE.encode()),),
+        crops=(FaceCrop(0, 0.0, 0.9, HOSTILE.encode()),), provenance_status=HOSTILE,
     )
     data = DailyData(
         report_date=day,
@@ -141,7 +141,8 @@ def test_every_stored_text_is_escaped_wherever_the_page_shows_it(tmp_path):
         flagged=(video,),
         flagged_total=1,
         unjudged=(ReasonSummary("error", HOSTILE, 1, (ReasonExample(HOSTILE, HOSTILE),)),),
-        listed=(JudgedVideo(HOSTILE, HOSTILE, "error", None, HOSTILE),),
+        listed=(JudgedVideo(HOSTILE, HOSTILE, "error", None, HOSTILE, HOSTILE, True),),
+        provenance_counts={HOSTILE: 1, "declared_ai": 0},
     )
     page = tmp_path / "hostile.html"
     page.write_text(render_daily(data, datetime.now(UTC)), encoding="utf-8")

@@ -94,6 +94,33 @@ FACES = TableSpec(
 
 ALL_TABLES = (VIDEOS, EXTRACTIONS, FACES)
 
+PROVENANCE = TableSpec(
+    name="provenance",
+    columns="""
+        video_id STRING NOT NULL,
+        status STRING NOT NULL,
+        declared_ai BOOLEAN NOT NULL,
+        manifest_label STRING,
+        manifests INT NOT NULL,
+        claim_generator STRING,
+        signer_subject STRING,
+        signer_issuer STRING,
+        signed_at TIMESTAMP,
+        actions ARRAY<STRING> NOT NULL,
+        digital_source_types ARRAY<STRING> NOT NULL,
+        ingredients ARRAY<STRUCT<title: STRING, relationship: STRING, format: STRING>> NOT NULL,
+        validation_failures ARRAY<STRING> NOT NULL,
+        reason STRING,
+        detail STRING,
+        trust_list STRING,
+        checked_at TIMESTAMP NOT NULL
+    """,
+    key=("video_id",),
+)
+"""One row per video (its embedded manifest store, if any): the C2PA Content Credentials ingest read and
+validated (``deepsift.provenance``). A rerun rewrites a row only when its outcome changed (say, a new
+trust list), so re-ingesting the same files leaves the table as it was."""
+
 FACE_SCORES = TableSpec(
     name="face_scores",
     columns="""
@@ -182,7 +209,8 @@ MODERATION_QUEUE = TableSpec(
         status STRING NOT NULL,
         reviewer STRING,
         reviewed_at TIMESTAMP,
-        note STRING
+        note STRING,
+        provenance_status STRING
     """,
     key=("video_id", "model_name", "model_version"),
 )
@@ -209,7 +237,7 @@ REPORTS = TableSpec(
 """One row per daily moderation report (``deepsift.reports``), upserted: regenerating a date replaces
 its row. ``run_ids`` is empty for a date without a scan."""
 
-EVERY_TABLE = (*ALL_TABLES, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
+EVERY_TABLE = (*ALL_TABLES, PROVENANCE, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
 """Every table deepsift writes: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from deepsift.lake.tables import SCAN_TABLES, VERDICTS, VIDEOS, _split_top_level, ensure_tables
+from deepsift.lake.tables import PROVENANCE, SCAN_TABLES, VERDICTS, VIDEOS, _split_top_level, ensure_tables
 from deepsift.verdicts.labels import Verdict
 
 
@@ -52,23 +52,28 @@ LATEST_VERDICTS = ViewSpec(
         n_faces INT,
         run_id STRING,
         scan_date DATE,
-        scanned_at TIMESTAMP
+        scanned_at TIMESTAMP,
+        provenance_status STRING,
+        declared_ai BOOLEAN
     """,
     query=f"""
         SELECT video_id, uri, verdict, reason, score, model_name, model_version, preprocess_version, n_faces,
-               run_id, scan_date, scanned_at
+               run_id, scan_date, scanned_at, provenance_status, declared_ai
         FROM (
-            SELECT d.*, v.uri, row_number() OVER (
+            SELECT d.*, v.uri, p.status AS provenance_status, p.declared_ai, row_number() OVER (
                 PARTITION BY d.video_id
                 ORDER BY d.scanned_at DESC, d.scan_date DESC, d.model_version DESC, d.model_name, d.preprocess_version
             ) AS newest
-            FROM {{schema}}.{VERDICTS.name} d LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
+            FROM {{schema}}.{VERDICTS.name} d
+            LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
+            LEFT JOIN {{schema}}.{PROVENANCE.name} p USING (video_id)
         )
         WHERE newest = 1
     """,
 )
 """The most recent verdict of each video, whichever model gave it (latest ``scanned_at``; ties go to the
-later scan date, then the higher model version)."""
+later scan date, then the higher model version), beside the video's Content Credentials (NULL when
+ingest did not check them)."""
 
 DAILY_SUMMARY = ViewSpec(
     name="daily_summary",
@@ -146,6 +151,6 @@ EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN)
 
 def ensure_views(spark: SparkSession, schema: str) -> None:
     """Create or replace every view in ``schema`` (creating the tables they read if missing); idempotent."""
-    ensure_tables(spark, schema, (VIDEOS, *SCAN_TABLES))
+    ensure_tables(spark, schema, (VIDEOS, PROVENANCE, *SCAN_TABLES))
     for view in EVERY_VIEW:
         spark.sql(view.sql(schema))

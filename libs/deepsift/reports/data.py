@@ -8,6 +8,8 @@ alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, ea
 scores from ``face_scores`` (joined with ``faces`` for timestamps) and its best-scoring crops; videos
 that were not judged (``error``, ``not_applicable``) are summarised by reason with example files; and
 every video of the day is listed by path, so that any upload can be looked up (both lists capped).
+Each listed video shows its Content Credentials status from ``provenance`` beside its verdict, and the
+day's videos are counted per status, AI declarations apart.
 Thresholds come from each model version's contract in the registry, so they are the ones the
 verdicts were given with.
 """
@@ -23,7 +25,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.contract import PreprocessContract
-from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_RUNS, VERDICTS, VIDEOS, ensure_tables
+from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, PROVENANCE, SCAN_RUNS, VERDICTS, VIDEOS, ensure_tables
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
 from deepsift.registry.mlflow_models import DetectorRegistry
@@ -119,6 +121,8 @@ class FlaggedVideo:
     n_faces: int | None
     faces: tuple[FaceScore, ...]
     crops: tuple[FaceCrop, ...]
+    provenance_status: str | None
+    """Its Content Credentials status (``provenance.status``); None when ingest did not check them."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ class JudgedVideo:
     verdict: str
     score: float | None
     reason: str | None
+    provenance_status: str | None
+    declared_ai: bool | None
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,9 @@ class DailyData:
     unjudged: tuple[ReasonSummary, ...]
     listed: tuple[JudgedVideo, ...]
     """Every video of the day in path order, at most ``settings.max_listed``."""
+    provenance_counts: dict[str, int]
+    """The day's videos per Content Credentials status (``unchecked``: ingest did not look), and
+    ``declared_ai``: those whose valid credentials declare AI generation."""
 
     @property
     def scanned(self) -> bool:
@@ -201,7 +210,7 @@ def readable_location(uri: str) -> str:
 def read_daily(spark: SparkSession, config: Config, report_date: date, settings: ReportSettings) -> DailyData:
     """Read the report of ``report_date`` from the tables of ``config``'s schema (see the module docstring)."""
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, (VIDEOS, EXTRACTIONS, FACES, FACE_SCORES, VERDICTS, SCAN_RUNS))
+    ensure_tables(spark, schema, (VIDEOS, PROVENANCE, EXTRACTIONS, FACES, FACE_SCORES, VERDICTS, SCAN_RUNS))
     runs = _runs(spark, schema, report_date)
     window = _latest_verdicts(spark, schema, report_date - timedelta(days=TREND_DAYS - 1), report_date)
     trend: dict[date, Counter[str]] = defaultdict(Counter)
@@ -214,10 +223,14 @@ def read_daily(spark: SparkSession, config: Config, report_date: date, settings:
             unjudged[(row.verdict, row.reason)] += row["count"]
     by_verdict = dict(trend.get(report_date, {}))
     flagged_total = sum(by_verdict.get(verdict, 0) for verdict in FLAGGED)
-    # the day's verdicts with their URIs, computed once for the three lists below
+    # the day's verdicts with their URIs and credentials, computed once for the lists below
+    provenance = spark.table(PROVENANCE.qualified(schema)).select(
+        "video_id", F.col("status").alias("provenance_status"), "declared_ai"
+    )
     day = (
         window.where(F.col("scan_date") == F.lit(report_date))
         .join(spark.table(VIDEOS.qualified(schema)).select("video_id", "uri"), "video_id")
+        .join(provenance, "video_id", "left")
         .persist()
     )
     try:
@@ -233,6 +246,7 @@ def read_daily(spark: SparkSession, config: Config, report_date: date, settings:
             flagged_total=flagged_total,
             unjudged=_unjudged(spark, schema, day, unjudged, settings) if unjudged else (),
             listed=_listed(day, settings.max_listed) if by_verdict else (),
+            provenance_counts=_provenance_counts(day) if by_verdict else {},
         )
     finally:
         day.unpersist()
@@ -320,6 +334,7 @@ def _flagged(
             n_faces=row.n_faces,
             faces=tuple(faces[row.video_id]),
             crops=tuple(crops[row.video_id]),
+            provenance_status=row.provenance_status,
         )
         for rank, row in enumerate(rows, start=1)
     )
@@ -364,12 +379,25 @@ def _listed(day: DataFrame, limit: int) -> tuple[JudgedVideo, ...]:
     rows = (
         day.orderBy("uri", "video_id")
         .limit(limit)
-        .select("video_id", "uri", "verdict", "score", "reason")
+        .select("video_id", "uri", "verdict", "score", "reason", "provenance_status", "declared_ai")
         .collect()
     )
     return tuple(
-        JudgedVideo(row.video_id, readable_location(row.uri), row.verdict, row.score, row.reason) for row in rows
+        JudgedVideo(
+            row.video_id, readable_location(row.uri), row.verdict, row.score, row.reason,
+            row.provenance_status, row.declared_ai,
+        )
+        for row in rows
     )
+
+
+def _provenance_counts(day: DataFrame) -> dict[str, int]:
+    rows = (
+        day.groupBy(F.coalesce("provenance_status", F.lit("unchecked")).alias("status"))
+        .agg(F.count("*").alias("videos"), F.count_if(F.coalesce("declared_ai", F.lit(False))).alias("declared_ai"))
+        .collect()
+    )
+    return {**{row.status: row.videos for row in sorted(rows)}, "declared_ai": sum(row.declared_ai for row in rows)}
 
 
 def _unjudged(

@@ -7,6 +7,15 @@ or a second enqueue of the same run leaves every row, decided or not, as it is. 
 version (``--model @challenger``) and ``rescore`` do not enqueue: they compare versions over videos
 the serving model has already judged, and their flags would flood moderators with repeat reviews.
 
+Content Credentials (``provenance``, read at ingest) change what is queued, never a score:
+
+* a video whose valid credentials declare AI generation (``declared_ai``) is not queued as a
+  suspected deepfake, whatever its verdict: it is labelled AI-made by its own signer, which the
+  views and the report show;
+* a video whose credentials are ``invalid`` (altered after signing, a bad certificate, a malformed
+  store) is queued whatever its verdict, between manipulated and suspicious ones (``priority`` 3 +
+  score), since tampered credentials are a reason to look. Only verdicts with a score are queued.
+
 Decisions flow back into training through the view ``review_labels``: one label per video, from its
 latest ``confirmed_fake`` or ``confirmed_real`` item of any model version (dismissed items are no
 label). ``deepsift train --labels-table <schema>.review_labels`` reads it with Spark like any labels
@@ -22,9 +31,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
-from deepsift.lake.tables import MODERATION_QUEUE, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.lake.tables import MODERATION_QUEUE, PROVENANCE, VERDICTS, ensure_tables, merge_insert_new
 from deepsift.lake.views import ViewSpec
 from deepsift.progress import step
+from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.registry.mlflow_models import ModelVersionInfo
 from deepsift.verdicts.labels import Verdict
 
@@ -45,6 +55,8 @@ DECISIONS = (ReviewStatus.CONFIRMED_FAKE, ReviewStatus.CONFIRMED_REAL, ReviewSta
 PRIORITY_BASE = {Verdict.MANIPULATED: 4.0, Verdict.SUSPICIOUS: 2.0}
 """``priority`` is this base plus the video's score (a probability in [0, 1]): every manipulated item
 (4 to 5) comes before every suspicious one (2 to 3), and within a verdict the higher score first."""
+INVALID_CREDENTIALS_PRIORITY_BASE = 3.0
+"""The base of a video queued for ``invalid`` credentials; the higher base wins when both apply."""
 
 REVIEW_LABELS = ViewSpec(
     name="review_labels",
@@ -87,17 +99,31 @@ def ensure_review_tables(spark: SparkSession, schema: str) -> None:
 
 @step("enqueue")
 def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
-    """Queue every suspicious or manipulated verdict of scan run ``run_id`` as ``pending``.
+    """Queue scan run ``run_id``'s suspicious and manipulated verdicts, and its verdicts of videos with
+    invalid credentials, as ``pending``; AI-declared videos are left out (see the module docstring).
 
     Insert-only on the queue's key, so items already queued for that video and model version keep
     their status and decision. Returns how many items were added.
     """
     schema = config.lake.schema_name
     ensure_review_tables(spark, schema)
-    flagged = spark.table(VERDICTS.qualified(schema)).where(
-        (F.col("run_id") == run_id) & F.col("verdict").isin(*(str(verdict) for verdict in PRIORITY_BASE))
-    )
+    ensure_tables(spark, schema, (PROVENANCE,))
     bases = F.create_map(*(F.lit(value) for verdict, base in PRIORITY_BASE.items() for value in (str(verdict), base)))
+    provenance = spark.table(PROVENANCE.qualified(schema)).select(
+        "video_id", F.col("status").alias("provenance_status"), "declared_ai"
+    )
+    verdict_base = F.when(~F.coalesce(F.col("declared_ai"), F.lit(False)), bases[F.col("verdict")])
+    credentials_base = F.when(
+        F.col("provenance_status") == str(ProvenanceStatus.INVALID), F.lit(INVALID_CREDENTIALS_PRIORITY_BASE)
+    )
+    base = F.greatest(verdict_base, credentials_base)
+    flagged = (
+        spark.table(VERDICTS.qualified(schema))
+        .where((F.col("run_id") == run_id) & F.col("score").isNotNull())
+        .join(provenance, "video_id", "left")
+        .withColumn("_base", base)
+        .where(F.col("_base").isNotNull())
+    )
     enqueued_at = datetime.now(UTC).replace(tzinfo=None)
     return merge_insert_new(
         spark,
@@ -110,7 +136,7 @@ def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
             "preprocess_version",
             "verdict",
             "score",
-            (bases[F.col("verdict")] + F.col("score")).alias("priority"),
+            (F.col("_base") + F.col("score")).alias("priority"),
             "run_id",
             "scan_date",
             F.lit(enqueued_at).cast("timestamp").alias("enqueued_at"),
@@ -118,6 +144,7 @@ def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
             F.lit(None).cast("string").alias("reviewer"),
             F.lit(None).cast("timestamp").alias("reviewed_at"),
             F.lit(None).cast("string").alias("note"),
+            "provenance_status",
         ),
     )
 

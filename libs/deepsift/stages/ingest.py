@@ -27,6 +27,15 @@ from deepsift.media.isolation import shared_worker
 from deepsift.media.probe import ProbeResult, content_id
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.progress import step
+from deepsift.provenance.credentials import Credentials
+from deepsift.provenance.table import (
+    PROBE_COLUMNS,
+    CredentialCheck,
+    check_file,
+    credential_check,
+    merge_provenance,
+    probe_columns,
+)
 from deepsift.reasons import MediaError, Reason
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,8 @@ class IngestSummary:
     probe_errors: dict[str, int]
     missing_inputs: list[str]
     seconds: float
+    provenance: dict[str, int]
+    """Files per Content Credentials status (``none``, ``valid``, ...); empty when the check is off."""
 
 
 def list_inputs(spark: SparkSession, inputs: Sequence[str]) -> Listing:
@@ -123,14 +134,17 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         log.warning("input %s does not exist or holds no file; skipped", item)
     if not listing.uris:
         raise NoInputError(f"no files found in {', '.join(inputs) or '(no input given)'}")
+    check = credential_check(config)
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (VIDEOS,))
     table = VIDEOS.qualified(schema)
     before = spark.table(table).count()
 
-    probed = _probe_files(spark, listing.uris, config.decode, ingest_date or started.date(), started)
+    probed = _probe_files(spark, listing.uris, config.decode, check, ingest_date or started.date(), started)
     probed = probed.checkpoint(eager=True)  # reliable: a lost executor cannot take the probe results with it
     _merge_videos(spark, table, probed)
+    if check is not None:
+        merge_provenance(spark, schema, probed, check)
 
     total = spark.table(table).count()
     errors = (
@@ -147,19 +161,32 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         probe_errors={row["reason"]: row["count"] for row in errors},
         missing_inputs=listing.missing,
         seconds=(datetime.now(UTC) - started).total_seconds(),
+        provenance={} if check is None else _count_by(probed, "provenance_status"),
     )
 
 
-def _probe_files(spark: SparkSession, uris: list[str], limits: DecodeLimits, day: date, seen_at: datetime) -> DataFrame:
+def _count_by(probed: DataFrame, column: str) -> dict[str, int]:
+    rows = probed.where(F.col(column).isNotNull()).groupBy(column).count().collect()
+    return {row[column]: row["count"] for row in rows}
+
+
+def _probe_files(
+    spark: SparkSession, uris: list[str], limits: DecodeLimits, check: CredentialCheck | None, day: date, seen_at: datetime
+) -> DataFrame:
     partitions = max(1, min(len(uris), spark.sparkContext.defaultParallelism * 4))
     listing = spark.createDataFrame(pd.DataFrame({"uri": uris})).repartition(partitions)
     limits_json = limits.model_dump_json()
-    probe_schema = "video_id string, uri string, size_bytes bigint, container string, codec string, width int, height int, fps double, duration_s double, frame_count_estimate bigint, rotation int, has_audio boolean, n_video_streams int, probe_status string, probe_error string"
+    probe_schema = (
+        "video_id string, uri string, size_bytes bigint, container string, codec string, width int, height int, "
+        "fps double, duration_s double, frame_count_estimate bigint, rotation int, has_audio boolean, "
+        f"n_video_streams int, probe_status string, probe_error string, {PROBE_COLUMNS}"
+    )
 
     def probe_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         worker_limits = DecodeLimits.model_validate_json(limits_json)
         for batch in batches:
-            yield pd.DataFrame([_probe_row(uri, worker_limits) for uri in batch["uri"]], columns=probe_schema_columns)
+            rows = [_probe_row(uri, worker_limits, check) for uri in batch["uri"]]
+            yield pd.DataFrame(rows, columns=probe_schema_columns)
 
     probe_schema_columns = [column.split()[0] for column in probe_schema.split(", ")]
     return listing.mapInPandas(probe_partition, probe_schema).select(
@@ -169,8 +196,8 @@ def _probe_files(spark: SparkSession, uris: list[str], limits: DecodeLimits, day
     )
 
 
-def _probe_row(uri: str, limits: DecodeLimits) -> dict[str, object]:
-    """Hash and probe one file; any failure becomes an error row, never an exception."""
+def _probe_row(uri: str, limits: DecodeLimits, check: CredentialCheck | None) -> dict[str, object]:
+    """Hash, probe and check the credentials of one file; any failure becomes an error row, never an exception."""
     try:
         with opened_locally(uri) as path:
             video_id = content_id(path)
@@ -179,18 +206,19 @@ def _probe_row(uri: str, limits: DecodeLimits) -> dict[str, object]:
                 result: ProbeResult = shared_worker(limits).call("deepsift.media.probe:probe", str(path), limits)
             except MediaError as error:
                 result = ProbeResult(probe_status="error", probe_error=str(error))
+            credentials: Credentials | None = None if check is None else check_file(str(path), check, limits)
     except MediaError as error:
         return _unreadable_row(uri, error)
     except OSError as error:
         return _unreadable_row(uri, MediaError(Reason.OPEN_ERROR, f"cannot read {uri}: {error.strerror or error}"))
-    return {"video_id": video_id, "uri": uri, "size_bytes": size, **_probe_columns(result)}
+    return {"video_id": video_id, "uri": uri, "size_bytes": size, **_probe_columns(result), **probe_columns(credentials)}
 
 
 def _unreadable_row(uri: str, error: MediaError) -> dict[str, object]:
     """A file whose bytes cannot be read has no content id; it is keyed by its URI instead."""
     video_id = "unreadable-" + hashlib.sha256(uri.encode()).hexdigest()
     failed = ProbeResult(probe_status="error", probe_error=str(error))
-    return {"video_id": video_id, "uri": uri, "size_bytes": None, **_probe_columns(failed)}
+    return {"video_id": video_id, "uri": uri, "size_bytes": None, **_probe_columns(failed), **probe_columns(None)}
 
 
 def _probe_columns(result: ProbeResult) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Content Credentials (C2PA): read at ingest, stored beside every verdict."""

@@ -1,0 +1,153 @@
+"""Content Credentials at ingest: checked per file on the executors, MERGEd into ``provenance``.
+
+Ingest calls :func:`check_file` for each file it can read, in the same isolated worker that probes
+the file, and carries the result as the ``PROBE_COLUMNS`` of its per-file rows; :func:`merge_provenance`
+then writes one row per video. A verdict never changes because of provenance: the two stand side by
+side in the views (``deepsift.lake.views``) and the moderation queue applies the rule documented in
+``deepsift.review.queue``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from deepsift.config import Config, ConfigError, DecodeLimits
+from deepsift.lake.tables import PROVENANCE, ensure_tables
+from deepsift.media.isolation import shared_worker
+from deepsift.provenance.credentials import Credentials, ProvenanceReason, ProvenanceStatus, trust_list_id
+from deepsift.reasons import MediaError
+
+PROBE_COLUMNS = (
+    "provenance_status string, declared_ai boolean, manifest_label string, manifests int, claim_generator string, "
+    "signer_subject string, signer_issuer string, signed_at timestamp, actions array<string>, "
+    "digital_source_types array<string>, ingredients_json string, validation_failures array<string>, "
+    "provenance_reason string, provenance_detail string"
+)
+"""The columns a per-file ingest row carries for provenance (NULL status: the file was not checked)."""
+
+_INGREDIENTS_TYPE = "array<struct<title: string, relationship: string, format: string>>"
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    """What executors need to check credentials: the trust list's PEM text and the store size limit."""
+
+    anchors_pem: str | None
+    max_manifest_bytes: int
+
+    @property
+    def trust_list(self) -> str | None:
+        return trust_list_id(self.anchors_pem)
+
+
+def credential_check(config: Config) -> CredentialCheck | None:
+    """The check ``config`` asks for (None when ``provenance.enabled`` is off); reads the trust list once.
+
+    A trust list that is missing or holds no certificate raises :class:`ConfigError` naming the key.
+    """
+    settings = config.provenance
+    if not settings.enabled:
+        return None
+    anchors = None
+    if settings.trust_anchors is not None:
+        try:
+            anchors = settings.trust_anchors.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config key provenance.trust_anchors: cannot read {settings.trust_anchors}: {error}") from None
+        if "-----BEGIN CERTIFICATE-----" not in anchors:
+            raise ConfigError(
+                f"config key provenance.trust_anchors: {settings.trust_anchors} holds no PEM certificate "
+                "(expected one or more '-----BEGIN CERTIFICATE-----' blocks)"
+            )
+    return CredentialCheck(anchors, settings.max_manifest_bytes)
+
+
+def check_file(path: str, check: CredentialCheck, limits: DecodeLimits) -> Credentials:
+    """Read ``path``'s credentials in the isolated media worker; a crashed or hung reader is ``invalid``."""
+    try:
+        return shared_worker(limits).call(
+            "deepsift.provenance.credentials:read_credentials", path, check.anchors_pem, check.max_manifest_bytes
+        )
+    except MediaError as error:
+        return Credentials(ProvenanceStatus.INVALID, reason=ProvenanceReason.READER_FAILED, detail=str(error))
+
+
+def probe_columns(credentials: Credentials | None) -> dict[str, object]:
+    """``credentials`` as the values of ``PROBE_COLUMNS`` (all NULL when the file was not checked)."""
+    names = [column.split()[0] for column in PROBE_COLUMNS.split(", ")]
+    if credentials is None:
+        return dict.fromkeys(names)
+    signed_at = credentials.signed_at
+    if signed_at is not None and signed_at.tzinfo is not None:
+        signed_at = signed_at.astimezone(UTC).replace(tzinfo=None)  # Spark timestamps are naive UTC here
+    return {
+        "provenance_status": str(credentials.status),
+        "declared_ai": credentials.declared_ai,
+        "manifest_label": credentials.manifest_label,
+        "manifests": credentials.manifests,
+        "claim_generator": credentials.claim_generator,
+        "signer_subject": credentials.signer_subject,
+        "signer_issuer": credentials.signer_issuer,
+        "signed_at": signed_at,
+        "actions": list(credentials.actions),
+        "digital_source_types": list(credentials.digital_source_types),
+        "ingredients_json": json.dumps([asdict(ingredient) for ingredient in credentials.ingredients]),
+        "validation_failures": list(credentials.validation_failures),
+        "provenance_reason": str(credentials.reason) if credentials.reason else None,
+        "provenance_detail": credentials.detail,
+    }
+
+
+def merge_provenance(spark: SparkSession, schema: str, files: DataFrame, check: CredentialCheck) -> int:
+    """Write one ``provenance`` row per checked video of ``files`` (ingest's per-file rows).
+
+    A row is inserted for a new video and replaced only when its outcome changed (status, failures,
+    reason or trust list), so a rerun over the same files changes nothing. Returns rows written.
+    """
+    from delta.tables import DeltaTable
+
+    ensure_tables(spark, schema, (PROVENANCE,))
+    rows = (
+        files.where(F.col("provenance_status").isNotNull())
+        .dropDuplicates(["video_id"])
+        .select(
+            "video_id",
+            F.col("provenance_status").alias("status"),
+            "declared_ai",
+            "manifest_label",
+            "manifests",
+            "claim_generator",
+            "signer_subject",
+            "signer_issuer",
+            "signed_at",
+            "actions",
+            "digital_source_types",
+            F.from_json("ingredients_json", _INGREDIENTS_TYPE).alias("ingredients"),
+            "validation_failures",
+            F.col("provenance_reason").alias("reason"),
+            F.col("provenance_detail").alias("detail"),
+            # a file without a manifest store was validated against nothing: a new trust list leaves it be
+            F.when(F.col("provenance_status") != str(ProvenanceStatus.NONE), F.lit(check.trust_list))
+            .cast("string")
+            .alias("trust_list"),
+            F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("checked_at"),
+        )
+    )
+    changed = " OR ".join(
+        f"NOT (t.{column} <=> s.{column})" for column in ("status", "validation_failures", "reason", "trust_list")
+    )
+    metrics = (
+        DeltaTable.forName(spark, PROVENANCE.qualified(schema))
+        .alias("t")
+        .merge(rows.alias("s"), "t.video_id = s.video_id")
+        .whenMatchedUpdateAll(condition=changed)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    (counts,) = metrics.collect()
+    return int(counts["num_inserted_rows"]) + int(counts["num_updated_rows"])

@@ -1,0 +1,151 @@
+"""Content Credentials read from real signed clips: statuses, fields, trust on and off, tampering and
+hostile manifests. No Spark; ingest's use of the same reader is in tests/integration/test_provenance.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from deepsift.config import DecodeLimits
+from deepsift.provenance.credentials import Credentials, ProvenanceReason, ProvenanceStatus, read_credentials
+from deepsift.provenance.table import CredentialCheck, check_file
+from tests import provenance_media as media
+
+MAX_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class SignedClips:
+    chain: media.SigningChain
+    trust_list: str
+    generated: Path
+    camera: Path
+    folder: Path
+
+    def variant(self, name: str, data: bytes) -> Path:
+        path = self.folder / name
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> SignedClips:
+    folder = tmp_path_factory.mktemp("signed")
+    chain = media.make_chain()
+    clip = media.encode_clip(folder / "unsigned.mp4")
+    return SignedClips(
+        chain=chain,
+        trust_list=chain.root_pem.decode(),
+        generated=media.sign(clip, folder / "generated.mp4", chain, "Example Video Generator", "trainedAlgorithmicMedia"),
+        camera=media.sign(clip, folder / "camera.mp4", chain, "Example Camera", "digitalCapture"),
+        folder=folder,
+    )
+
+
+def read(path: Path, trust_list: str | None, max_bytes: int = MAX_BYTES) -> Credentials:
+    return read_credentials(str(path), trust_list, max_bytes)
+
+
+def test_a_trusted_generator_declaring_ai_is_valid_with_every_field(clips):
+    got = read(clips.generated, clips.trust_list)
+    assert got.status is ProvenanceStatus.VALID
+    assert got.declared_ai is True
+    assert got.manifest_label is not None and got.manifest_label.startswith("urn:c2pa:")
+    assert got.manifests == 1
+    assert got.claim_generator == "Example Video Generator 1.0"
+    assert got.signer_subject == "CN=Test Signer, O=deepsift tests"
+    assert got.signer_issuer == "CN=Test Intermediate, O=deepsift tests"
+    assert got.signed_at is None  # signed without a time-stamp authority
+    assert got.actions == ("c2pa.created",)
+    assert got.digital_source_types == ("trainedAlgorithmicMedia",)
+    assert got.ingredients == ()
+    assert got.validation_failures == ()
+    assert got.reason is None
+
+
+def test_a_trusted_camera_is_valid_and_declares_no_ai(clips):
+    got = read(clips.camera, clips.trust_list)
+    assert (got.status, got.declared_ai, got.digital_source_types) == (ProvenanceStatus.VALID, False, ("digitalCapture",))
+    assert got.claim_generator == "Example Camera 1.0"
+
+
+def test_without_the_chain_on_the_trust_list_the_signer_is_untrusted_and_declares_nothing(clips):
+    other_root = media.make_chain().root_pem.decode()
+    for trust_list in (None, other_root):
+        got = read(clips.generated, trust_list)
+        assert got.status is ProvenanceStatus.UNTRUSTED, trust_list
+        assert got.validation_failures == ("signingCredential.untrusted",)
+        assert got.declared_ai is False  # an unverified claim of AI generation is not a declaration
+        assert got.digital_source_types == ("trainedAlgorithmicMedia",)  # still shown as what it says
+
+
+def test_bytes_altered_after_signing_are_invalid_with_the_hash_mismatch(clips):
+    altered = clips.variant("altered.mp4", media.altered_after_signing(clips.generated.read_bytes()))
+    for trust_list in (clips.trust_list, None):
+        got = read(altered, trust_list)
+        assert got.status is ProvenanceStatus.INVALID
+        assert "assertion.bmffHash.mismatch" in got.validation_failures
+        assert got.declared_ai is False
+    assert read(altered, clips.trust_list).validation_failures == ("assertion.bmffHash.mismatch",)
+
+
+def test_unsigned_clips_and_every_shared_media_file_give_none(clips, media_dir):
+    assert read(clips.folder / "unsigned.mp4", clips.trust_list) == Credentials(ProvenanceStatus.NONE)
+    files = sorted(path for path in media_dir.rglob("*") if path.is_file())
+    assert len(files) > 50
+    for path in files:
+        got = read(path, clips.trust_list)
+        assert got.status is ProvenanceStatus.NONE, (path, got)
+        assert got.reason in (None, ProvenanceReason.UNSUPPORTED_FORMAT), (path, got)
+    formats = {path.name: read(path, None).reason for path in files}
+    assert formats["manifest.csv"] is ProvenanceReason.UNSUPPORTED_FORMAT
+
+
+@pytest.mark.parametrize(
+    ("name", "tamper", "reason", "failure"),
+    [
+        ("truncated.mp4", media.truncated_manifest, ProvenanceReason.MANIFEST_UNREADABLE, None),
+        ("doubled.mp4", media.doubled_manifest, ProvenanceReason.MANIFEST_UNREADABLE, None),
+        ("moved.mp4", media.manifest_after_media, None, "assertion.bmffHash.mismatch"),
+    ],
+)
+def test_a_cut_doubled_or_misplaced_manifest_store_is_invalid_never_a_crash(clips, name, tamper, reason, failure):
+    got = read(clips.variant(name, tamper(clips.generated.read_bytes())), clips.trust_list)
+    assert got.status is ProvenanceStatus.INVALID
+    assert got.reason == reason
+    assert (got.detail is not None) == (reason is not None)
+    if failure:
+        assert failure in got.validation_failures
+
+
+def test_a_malformed_signer_certificate_is_invalid_with_the_sdk_message(clips):
+    broken = clips.variant("broken-cert.mp4", media.malformed_certificate(clips.generated.read_bytes(), clips.chain))
+    got = read(broken, clips.trust_list)
+    assert (got.status, got.reason) == (ProvenanceStatus.INVALID, ProvenanceReason.MANIFEST_UNREADABLE)
+    assert "certificate" in (got.detail or "")
+
+
+def test_a_certificate_that_expired_since_signing_is_invalid(clips):
+    chain = media.make_chain(signer_valid_for=timedelta(seconds=2))
+    signed = media.sign(clips.folder / "unsigned.mp4", clips.folder / "expired.mp4", chain, "Example Camera", "digitalCapture")
+    media.wait_until_expired(chain)
+    got = read(signed, chain.root_pem.decode())
+    assert got.status is ProvenanceStatus.INVALID
+    assert "signingCredential.expired" in got.validation_failures
+
+
+def test_an_oversized_manifest_store_is_not_parsed(clips):
+    got = read(clips.generated, clips.trust_list, max_bytes=1024)
+    assert (got.status, got.reason) == (ProvenanceStatus.INVALID, ProvenanceReason.MANIFEST_TOO_LARGE)
+    assert "above the limit of 1024" in (got.detail or "")
+
+
+def test_the_isolated_worker_reads_the_same_and_a_hung_reader_is_a_typed_reason(clips):
+    check = CredentialCheck(clips.trust_list, MAX_BYTES)
+    assert check_file(str(clips.generated), check, DecodeLimits()) == read(clips.generated, clips.trust_list)
+    hung = check_file(str(clips.generated), check, DecodeLimits(timeout_s=0.001))
+    assert (hung.status, hung.reason) == (ProvenanceStatus.INVALID, ProvenanceReason.READER_FAILED)
+    assert (hung.detail or "").startswith("timeout:")
