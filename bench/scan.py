@@ -9,7 +9,8 @@ Three ways to judge the same clips with the same model, face detector and crop s
     a short clip creates the tables first (not measured), and (a1), a scan of one more clip alone,
     runs before (a): the two give the scan's fixed cost per run and its cost per video.
 (b) the same library functions in a plain ``ProcessPoolExecutor`` of 2 processes, one video per call:
-    the ingest's hash and probe, :func:`deepsift.faces.extraction.extract_video` (sample, detect,
+    the ingest's hash, probe and Content Credentials check,
+    :func:`deepsift.faces.extraction.extract_video` (sample, detect,
     crop, encode), the detect UDF's body :func:`deepsift.detect.arrow_scoring.score_crop_batches`
     on a ``FaceScorer``, the contract's aggregation and :func:`deepsift.verdicts.labels.verdict_for`.
     (a) minus (b) is what Spark, Delta and the isolated decode worker cost.
@@ -404,6 +405,7 @@ def pool_video(path: str) -> dict[str, Any]:
     from deepsift.detect.arrow_scoring import score_crop_batches
     from deepsift.faces.extraction import extract_video
     from deepsift.media.probe import content_id, probe
+    from deepsift.provenance.credentials import CredentialCheck, read_credentials
     from deepsift.verdicts.aggregation import aggregate
     from deepsift.verdicts.labels import verdict_for
 
@@ -411,6 +413,8 @@ def pool_video(path: str) -> dict[str, Any]:
     started = time.perf_counter()
     video_id = content_id(path)
     probed = probe(path, config.decode)
+    hashed_and_probed = time.perf_counter()
+    read_credentials(path, CredentialCheck(None, config.provenance.max_manifest_bytes))
     ingested = time.perf_counter()
     result = extract_video(_POOL_STATE["worker"], path, probed.rotation, config.sampling, config.decode)
     extracted = time.perf_counter()
@@ -432,7 +436,8 @@ def pool_video(path: str) -> dict[str, Any]:
         "score": score,
         "verdict": verdict.value,
         "faces": len(scores),
-        "hash and probe": ingested - started,
+        "hash and probe": hashed_and_probed - started,
+        "content credentials": ingested - hashed_and_probed,
         "sample frames": result.decode_s,
         "detect, crop, encode": result.faces_s,
         "decode crops and score": time.perf_counter() - extracted,
@@ -459,7 +464,7 @@ def pool_mode(clips: list[Path], config: Config, version: int, score_batch: int)
 
     rows, usage = measured(run)
     parts = {name: sum(row[name] for row in rows) for name in
-             ("hash and probe", "sample frames", "detect, crop, encode", "decode crops and score")}
+             ("hash and probe", "content credentials", "sample frames", "detect, crop, encode", "decode crops and score")}
     return ModeResult("pool", len(rows), usage, {row["video_id"]: row["score"] for row in rows},
                       sum(row["faces"] for row in rows), parts)
 

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.lake.tables import PROVENANCE, SCAN_RUNS, VERDICTS, ensure_tables, merge_insert_new
@@ -87,6 +88,10 @@ def test_ingest_records_each_clips_credentials_with_exact_statuses_and_fields(sp
     assert rows["camera.mp4"]["digital_source_types"] == ["digitalCapture"]
     assert rows["altered.mp4"]["validation_failures"] == ["assertion.bmffHash.mismatch"]
     assert rows["unsigned.mp4"]["manifest_label"] is None and rows["unsigned.mp4"]["manifests"] == 0
+    # credentials never keep a video from being scanned: each clip probed fine and awaits extraction
+    ids = [content_id(path) for path in uploads[0].iterdir()]
+    videos = spark.table(f"{trusted.lake.schema_name}.videos").where(F.col("video_id").isin(*ids))
+    assert sorted(row.probe_status for row in videos.collect()) == ["ok"] * 4
 
 
 def test_reingesting_changes_nothing_and_a_new_trust_list_revalidates(spark, trusted, uploads):

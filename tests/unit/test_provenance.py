@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from deepsift.config import DecodeLimits
-from deepsift.provenance.credentials import Credentials, ProvenanceReason, ProvenanceStatus, read_credentials
-from deepsift.provenance.table import CredentialCheck, check_file
+from deepsift.media.inspect import inspect_file, read_credentials_isolated
+from deepsift.provenance.credentials import (
+    CredentialCheck,
+    Credentials,
+    ProvenanceReason,
+    ProvenanceStatus,
+    read_credentials,
+)
 from tests import provenance_media as media
 
 MAX_BYTES = 16 << 20
@@ -46,7 +52,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> SignedClips:
 
 
 def read(path: Path, trust_list: str | None, max_bytes: int = MAX_BYTES) -> Credentials:
-    return read_credentials(str(path), trust_list, max_bytes)
+    return read_credentials(str(path), CredentialCheck(trust_list, max_bytes))
 
 
 def test_a_trusted_generator_declaring_ai_is_valid_with_every_field(clips):
@@ -145,7 +151,19 @@ def test_an_oversized_manifest_store_is_not_parsed(clips):
 
 def test_the_isolated_worker_reads_the_same_and_a_hung_reader_is_a_typed_reason(clips):
     check = CredentialCheck(clips.trust_list, MAX_BYTES)
-    assert check_file(str(clips.generated), check, DecodeLimits()) == read(clips.generated, clips.trust_list)
-    hung = check_file(str(clips.generated), check, DecodeLimits(timeout_s=0.001))
+    assert read_credentials_isolated(str(clips.generated), DecodeLimits(), check) == read(clips.generated, clips.trust_list)
+    hung = read_credentials_isolated(str(clips.generated), DecodeLimits(timeout_s=0.001), check)
     assert (hung.status, hung.reason) == (ProvenanceStatus.INVALID, ProvenanceReason.READER_FAILED)
     assert (hung.detail or "").startswith("timeout:")
+
+
+def test_ingest_inspects_a_file_in_one_worker_call_and_a_failing_one_gets_both_parts_typed(clips):
+    check = CredentialCheck(clips.trust_list, MAX_BYTES)
+    probed, credentials = inspect_file(str(clips.generated), DecodeLimits(), check)
+    assert (probed.probe_status, probed.codec) == ("ok", "h264")
+    assert credentials == read(clips.generated, clips.trust_list)
+    assert inspect_file(str(clips.generated), DecodeLimits(), None)[1] is None  # provenance.enabled: false
+    # everything times out: the combined call, then the credentials alone, then the probe alone
+    probed, credentials = inspect_file(str(clips.generated), DecodeLimits(timeout_s=0.001), check)
+    assert (probed.probe_status, (probed.probe_error or "").split(":")[0]) == ("error", "timeout")
+    assert (credentials.status, credentials.reason) == (ProvenanceStatus.INVALID, ProvenanceReason.READER_FAILED)

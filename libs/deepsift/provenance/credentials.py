@@ -85,21 +85,30 @@ class Credentials:
         object.__setattr__(self, "declared_ai", declared)
 
 
-def trust_list_id(anchors_pem: str | None) -> str | None:
-    """A short id of a trust list's contents, stored with each row so that a changed list revalidates."""
-    return hashlib.sha256(anchors_pem.encode()).hexdigest()[:16] if anchors_pem else None
+@dataclass(frozen=True)
+class CredentialCheck:
+    """How to check credentials: the trusted root certificates (PEM text; None: every signer is
+    untrusted) and the largest manifest store that is parsed."""
+
+    anchors_pem: str | None
+    max_manifest_bytes: int
+
+    @property
+    def trust_list(self) -> str | None:
+        """A short id of the trust list's contents, stored with each row so that a changed list revalidates."""
+        return hashlib.sha256(self.anchors_pem.encode()).hexdigest()[:16] if self.anchors_pem else None
 
 
-def read_credentials(path: str, anchors_pem: str | None, max_manifest_bytes: int) -> Credentials:
-    """Read the manifest store of the video at ``path`` and validate it against ``anchors_pem``.
+def read_credentials(path: str, check: CredentialCheck) -> Credentials:
+    """Read the manifest store of the video at ``path`` and validate it as ``check`` says.
 
-    ``anchors_pem`` holds the trusted root certificates (PEM); without it every signer is untrusted.
     For example::
 
-        read_credentials("upload.mp4", open("anchors.pem").read(), 16 << 20).status
+        read_credentials("upload.mp4", CredentialCheck(open("anchors.pem").read(), 16 << 20)).status
     """
     import c2pa
 
+    anchors_pem, max_manifest_bytes = check.anchors_pem, check.max_manifest_bytes
     with open(path, "rb") as handle:
         head = handle.read(12)
         mime = _mime_type(head)

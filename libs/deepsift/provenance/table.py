@@ -1,8 +1,8 @@
-"""Content Credentials at ingest: checked per file on the executors, MERGEd into ``provenance``.
+"""Content Credentials at ingest: carried in ingest's per-file rows, then MERGEd into ``provenance``.
 
-Ingest calls :func:`check_file` for each file it can read, in the same isolated worker that probes
-the file, and carries the result as the ``PROBE_COLUMNS`` of its per-file rows; :func:`merge_provenance`
-then writes one row per video. A verdict never changes because of provenance: the two stand side by
+Ingest checks each file it can read in the isolated worker that probes it
+(:func:`deepsift.media.inspect.inspect_file`), carries the result as the ``PROBE_COLUMNS`` of its
+per-file rows (:func:`probe_columns`), and :func:`merge_provenance` then writes one row per video. A verdict never changes because of provenance: the two stand side by
 side in the views (``deepsift.lake.views``) and the moderation queue applies the rule documented in
 ``deepsift.review.queue``.
 """
@@ -10,17 +10,15 @@ side in the views (``deepsift.lake.views``) and the moderation queue applies the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from deepsift.config import Config, ConfigError, DecodeLimits
+from deepsift.config import Config, ConfigError
 from deepsift.lake.tables import PROVENANCE, ensure_tables
-from deepsift.media.isolation import shared_worker
-from deepsift.provenance.credentials import Credentials, ProvenanceReason, ProvenanceStatus, trust_list_id
-from deepsift.reasons import MediaError
+from deepsift.provenance.credentials import CredentialCheck, Credentials, ProvenanceStatus
 
 PROBE_COLUMNS = (
     "provenance_status string, declared_ai boolean, manifest_label string, manifests int, claim_generator string, "
@@ -31,18 +29,6 @@ PROBE_COLUMNS = (
 """The columns a per-file ingest row carries for provenance (NULL status: the file was not checked)."""
 
 _INGREDIENTS_TYPE = "array<struct<title: string, relationship: string, format: string>>"
-
-
-@dataclass(frozen=True)
-class CredentialCheck:
-    """What executors need to check credentials: the trust list's PEM text and the store size limit."""
-
-    anchors_pem: str | None
-    max_manifest_bytes: int
-
-    @property
-    def trust_list(self) -> str | None:
-        return trust_list_id(self.anchors_pem)
 
 
 def credential_check(config: Config) -> CredentialCheck | None:
@@ -65,16 +51,6 @@ def credential_check(config: Config) -> CredentialCheck | None:
                 "(expected one or more '-----BEGIN CERTIFICATE-----' blocks)"
             )
     return CredentialCheck(anchors, settings.max_manifest_bytes)
-
-
-def check_file(path: str, check: CredentialCheck, limits: DecodeLimits) -> Credentials:
-    """Read ``path``'s credentials in the isolated media worker; a crashed or hung reader is ``invalid``."""
-    try:
-        return shared_worker(limits).call(
-            "deepsift.provenance.credentials:read_credentials", path, check.anchors_pem, check.max_manifest_bytes
-        )
-    except MediaError as error:
-        return Credentials(ProvenanceStatus.INVALID, reason=ProvenanceReason.READER_FAILED, detail=str(error))
 
 
 def probe_columns(credentials: Credentials | None) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 Listing runs on the driver (local folders, globs and files directly; other schemes through the Hadoop
 FileSystem API, so ``hdfs://`` or ``s3a://`` prefixes list the same way). Hashing and probing run on
-executors; the probe, which parses untrusted containers, runs inside an isolated worker process.
+executors; the probe and the Content Credentials check (``deepsift.provenance``), which parse untrusted
+bytes, run together inside an isolated worker process.
 A file that cannot be read or probed still gets a row, with ``probe_status = 'error'`` and a reason.
 """
 
@@ -23,15 +24,13 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits
 from deepsift.lake.tables import VIDEOS, ensure_tables
-from deepsift.media.isolation import shared_worker
+from deepsift.media.inspect import inspect_file
 from deepsift.media.probe import ProbeResult, content_id
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.progress import step
-from deepsift.provenance.credentials import Credentials
+from deepsift.provenance.credentials import CredentialCheck
 from deepsift.provenance.table import (
     PROBE_COLUMNS,
-    CredentialCheck,
-    check_file,
     credential_check,
     merge_provenance,
     probe_columns,
@@ -202,11 +201,7 @@ def _probe_row(uri: str, limits: DecodeLimits, check: CredentialCheck | None) ->
         with opened_locally(uri) as path:
             video_id = content_id(path)
             size = path.stat().st_size
-            try:
-                result: ProbeResult = shared_worker(limits).call("deepsift.media.probe:probe", str(path), limits)
-            except MediaError as error:
-                result = ProbeResult(probe_status="error", probe_error=str(error))
-            credentials: Credentials | None = None if check is None else check_file(str(path), check, limits)
+            result, credentials = inspect_file(str(path), limits, check)
     except MediaError as error:
         return _unreadable_row(uri, error)
     except OSError as error:
