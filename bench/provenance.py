@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
-from deepsift.config import DecodeLimits
+from deepsift.config import DecodeLimits, load_config
 from deepsift.media.inspect import inspect_file
 from deepsift.media.probe import content_id
 from deepsift.provenance.credentials import CredentialCheck, read_credentials
@@ -48,10 +49,40 @@ def reader_seconds(path: Path, check: CredentialCheck) -> float:
     return time.perf_counter() - started
 
 
+def spark_ingests(folders: list[Path], rounds: int) -> list[str]:
+    """Whole ingests of each folder into fresh schemas, check off then on; a table of median seconds."""
+    from deepsift.lake.session import build_spark_session
+    from deepsift.stages.ingest import ingest
+
+    lines = ["", "| folder | whole ingest s, check off | on | added |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory(prefix="deepsift-bench-provenance-") as home:
+        config = load_config(environ={}, overrides={"home": home, "spark.master": "local[2]"})
+        spark = build_spark_session(config)
+        try:
+            warm_up = config.model_copy(update={"lake": config.lake.model_copy(update={"schema_name": "bench_warm_up"})})
+            ingest(spark, warm_up, [str(folders[0])])  # Python workers and JIT warm, not counted
+            for index, folder in enumerate(folders):
+                seconds: dict[bool, list[float]] = {False: [], True: []}
+                for round_ in range(rounds):
+                    for enabled in (False, True):
+                        schema = f"bench_{index}_{round_}_{'on' if enabled else 'off'}"
+                        run = config.model_copy(update={
+                            "lake": config.lake.model_copy(update={"schema_name": schema}),
+                            "provenance": config.provenance.model_copy(update={"enabled": enabled}),
+                        })
+                        seconds[enabled].append(ingest(spark, run, [str(folder)]).seconds)
+                off, on = statistics.median(seconds[False]), statistics.median(seconds[True])
+                lines.append(f"| {folder} | {off:.1f} | {on:.1f} | {100 * (on / off - 1):+.1f}% |")
+        finally:
+            spark.stop()
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--spark", action="store_true", help="also time whole ingests on Spark (slower)")
     args = parser.parse_args()
     limits = DecodeLimits()
     check = CredentialCheck(anchors_pem=None, max_manifest_bytes=16 << 20)
@@ -78,6 +109,8 @@ def main() -> None:
             f"| {folder} | {len(files)} | {size_mb:.0f} | {without / len(files):.4f} | {with_check / len(files):.4f} | "
             f"{100 * (with_check / without - 1):+.1f}% | {reader / len(files):.5f} | {100 * reader / without:.1f}% |"
         )
+    if args.spark:
+        lines += spark_ingests(args.folders, args.rounds)
     print("\n".join(lines))
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from py4j.protocol import Py4JError
+from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
@@ -117,8 +117,8 @@ def build_spark_session(config: Config) -> SparkSession:
         builder = builder.config(key, value)
     try:
         spark = builder.enableHiveSupport().getOrCreate()
-    except Exception as error:  # py4j raises its own type, whose text is a Java stack trace
-        if config.spark.master.startswith("spark://") and "stopped SparkContext" in str(error):
+    except Py4JJavaError as error:
+        if config.spark.master.startswith("spark://") and _is_stopped_context(error):
             raise _not_a_master(config.spark.master) from None
         raise
     with _interrupts_deferred():  # the first catalog access may create the metastore's database
@@ -231,6 +231,12 @@ def check_master_reachable(master: str) -> None:
             f"{error}; expected a running Spark master at that address (spark.master, or DEEPSIFT_SPARK__MASTER): "
             "start one (for this machine: `bash infra/standalone_cluster.sh start`) or run locally with local[*]"
         ) from None
+
+
+def _is_stopped_context(error: Py4JJavaError) -> bool:
+    """Whether the JVM gave up on the context: what Spark does when no standalone master registers the app."""
+    java = error.java_exception
+    return java.getClass().getName() == "java.lang.IllegalStateException" and "stopped SparkContext" in str(java.getMessage())
 
 
 def _not_a_master(master: str) -> Exception:

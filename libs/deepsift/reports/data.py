@@ -25,14 +25,22 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.contract import PreprocessContract
-from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, PROVENANCE, SCAN_RUNS, VERDICTS, VIDEOS, ensure_tables
+from deepsift.lake.tables import (
+    EXTRACTIONS,
+    FACE_SCORES,
+    FACES,
+    PROVENANCE,
+    RESCORE_TRIGGER,
+    SCAN_RUNS,
+    VERDICTS,
+    VIDEOS,
+    ensure_tables,
+)
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
 from deepsift.registry.mlflow_models import DetectorRegistry
 from deepsift.verdicts.labels import Verdict
 
-RESCORE_TRIGGER = "rescore"
-"""``scan_runs.trigger`` of :func:`deepsift.stages.scan.rescore` runs, which a report does not cover."""
 FLAGGED = (Verdict.MANIPULATED, Verdict.SUSPICIOUS)
 """Verdicts a moderator should look at."""
 UNJUDGED = (Verdict.ERROR, Verdict.NOT_APPLICABLE)

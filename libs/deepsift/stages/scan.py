@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
-from deepsift.lake.tables import EXTRACTIONS, SCAN_RUNS, VIDEOS, ensure_tables
+from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables
 from deepsift.lake.views import ensure_views
 from deepsift.progress import plan, step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
@@ -136,7 +136,7 @@ def rescore(
             f"{' for videos ingested since ' + since.isoformat() if since else ''}: run `deepsift scan "
             f"--model {info.version}` to extract them"
         )
-    request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger="rescore")
+    request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger=RESCORE_TRIGGER)
     run_id = scan_run_id(scan_date, info.name, info.version, version)
     plan("score", "verdicts", "record")
     verdicts, detect_path = _score_and_judge(

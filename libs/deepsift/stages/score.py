@@ -31,7 +31,8 @@ from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 
 SCORE_BATCH_SIZE = 256
-"""Crops per forward pass (DESIGN section 7 measured the detectors at batch 256 on an H100)."""
+"""Crops per forward pass: the batch at which EfficientNet-B0, B4 and Xception were measured on an H100 (18,600,
+2,700 and 5,400 faces/s in bf16)."""
 
 ScorerKey = tuple[str, str, str, int]
 """(tracking URI, registry URI, model name, version): what identifies one loadable model."""
