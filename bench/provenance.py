@@ -52,6 +52,7 @@ def reader_seconds(path: Path, check: CredentialCheck) -> float:
 def spark_ingests(folders: list[Path], rounds: int) -> list[str]:
     """Whole ingests of each folder into fresh schemas, check off then on; a table of median seconds."""
     from deepsift.lake.session import build_spark_session
+    from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables
     from deepsift.stages.ingest import ingest
 
     lines = ["", "| folder | whole ingest s, check off | on | added |", "|---|---|---|---|"]
@@ -70,6 +71,7 @@ def spark_ingests(folders: list[Path], rounds: int) -> list[str]:
                             "lake": config.lake.model_copy(update={"schema_name": schema}),
                             "provenance": config.provenance.model_copy(update={"enabled": enabled}),
                         })
+                        ensure_tables(spark, schema, (VIDEOS, PROVENANCE))  # as on any night but the first
                         seconds[enabled].append(ingest(spark, run, [str(folder)]).seconds)
                 off, on = statistics.median(seconds[False]), statistics.median(seconds[True])
                 lines.append(f"| {folder} | {off:.1f} | {on:.1f} | {100 * (on / off - 1):+.1f}% |")

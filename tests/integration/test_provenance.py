@@ -1,6 +1,7 @@
 """Content Credentials through the lake: ingest of real signed clips writes ``provenance`` (idempotent,
-revalidated when the trust list changes), and the views, the moderation queue, the saved query and the
-daily report show it beside verdicts that it never changes.
+revalidated when the trust list changes; nothing for an unsigned file, which the videos table marks as
+checked), and the views, the moderation queue, the saved query and the daily report show it beside
+verdicts that it never changes.
 
 The verdicts are written here as rows, not scored: the clips are FFmpeg test patterns without faces
 (a scan would judge them ``not_applicable``), and what is under test is how credentials and verdicts
@@ -75,7 +76,6 @@ def test_ingest_records_each_clips_credentials_with_exact_statuses_and_fields(sp
         "generated.mp4": ("valid", True),
         "camera.mp4": ("valid", False),
         "altered.mp4": ("invalid", False),
-        "unsigned.mp4": ("none", False),
     }
     generated = rows["generated.mp4"]
     assert generated["claim_generator"] == "Example Video Generator 1.0"
@@ -87,11 +87,10 @@ def test_ingest_records_each_clips_credentials_with_exact_statuses_and_fields(sp
     assert generated["trust_list"] is not None and generated["manifests"] == 1
     assert rows["camera.mp4"]["digital_source_types"] == ["digitalCapture"]
     assert rows["altered.mp4"]["validation_failures"] == ["assertion.bmffHash.mismatch"]
-    assert rows["unsigned.mp4"]["manifest_label"] is None and rows["unsigned.mp4"]["manifests"] == 0
     # credentials never keep a video from being scanned: each clip probed fine and awaits extraction
     ids = [content_id(path) for path in uploads[0].iterdir()]
-    videos = spark.table(f"{trusted.lake.schema_name}.videos").where(F.col("video_id").isin(*ids))
-    assert sorted(row.probe_status for row in videos.collect()) == ["ok"] * 4
+    videos = spark.table(f"{trusted.lake.schema_name}.videos").where(F.col("video_id").isin(*ids)).collect()
+    assert sorted((row.probe_status, row.credentials_checked) for row in videos) == [("ok", True)] * 4
 
 
 def test_reingesting_changes_nothing_and_a_new_trust_list_revalidates(spark, trusted, uploads):
@@ -105,10 +104,9 @@ def test_reingesting_changes_nothing_and_a_new_trust_list_revalidates(spark, tru
         "generated.mp4": ("untrusted", False),
         "camera.mp4": ("untrusted", False),
         "altered.mp4": ("invalid", False),
-        "unsigned.mp4": ("none", False),
     }
     assert untrusted["generated.mp4"]["trust_list"] is None
-    assert untrusted["unsigned.mp4"] == before["unsigned.mp4"]  # same outcome: the row was left as it was
+    assert untrusted["altered.mp4"]["trust_list"] is None  # revalidated, though its status stayed invalid
 
     ingest(spark, trusted, [str(uploads[0])], SCAN_DATE)
     again = provenance_rows(spark, trusted, uploads[0])

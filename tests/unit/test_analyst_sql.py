@@ -24,7 +24,6 @@ from deepsift.lake.readonly import (
     ensure_extension_jar,
 )
 from deepsift.local_server import ServerStartError
-from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.sql import analyst
 from deepsift.sql.server import serve
 from deepsift.verdicts.labels import Verdict
@@ -35,14 +34,13 @@ _MARKER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 def test_saved_queries_are_described_and_declare_exactly_the_markers_they_use():
     queries = analyst.saved_queries()
-    assert {"flagged", "daily-summary", "errors", "compare-versions", "credentials"} <= set(queries)
-    known_values = {verdict.value for verdict in Verdict} | {status.value for status in ProvenanceStatus}
+    assert {"flagged", "daily-summary", "errors", "compare-versions"} <= set(queries)
     for query in queries.values():
         body = "\n".join(line for line in query.sql.splitlines() if not line.startswith("--"))
         assert query.description, query.name
         assert set(_MARKER.findall(body)) == set(query.parameters), query.name
         quoted = set(re.findall(r"'([a-z_]+)'", body))
-        assert quoted <= known_values, f"{query.name}: {quoted} are not verdicts or credentials statuses"
+        assert quoted <= {verdict.value for verdict in Verdict}, f"{query.name}: {quoted} are not verdicts"
 
 
 def test_bind_saved_refuses_unknown_names_and_parameters_and_leaves_omitted_ones_null():

@@ -50,7 +50,8 @@ VIDEOS = TableSpec(
         probe_status STRING NOT NULL,
         probe_error STRING,
         ingest_date DATE NOT NULL,
-        first_seen_at TIMESTAMP NOT NULL
+        first_seen_at TIMESTAMP NOT NULL,
+        credentials_checked BOOLEAN
     """,
     key=("video_id",),
     partitioned_by="ingest_date",
@@ -117,9 +118,11 @@ PROVENANCE = TableSpec(
     """,
     key=("video_id",),
 )
-"""One row per video (its embedded manifest store, if any): the C2PA Content Credentials ingest read and
-validated (``deepsift.provenance``). A rerun rewrites a row only when its outcome changed (say, a new
-trust list), so re-ingesting the same files leaves the table as it was."""
+"""One row per video with a manifest store (or one the reader could not get through): the C2PA Content
+Credentials ingest read and validated (``deepsift.provenance``). A file without credentials gets no row,
+so that ingesting the usual unsigned uploads writes nothing here; ``videos.credentials_checked`` and the
+view ``video_credentials`` tell such a video (``none``) from one never checked. A rerun rewrites a row
+only when its outcome changed (say, a new trust list)."""
 
 FACE_SCORES = TableSpec(
     name="face_scores",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from deepsift.lake.tables import PROVENANCE, SCAN_TABLES, VERDICTS, VIDEOS, _split_top_level, ensure_tables
+from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.verdicts.labels import Verdict
 
 
@@ -37,6 +38,30 @@ class ViewSpec:
         """The statement that creates or replaces this view in ``schema``."""
         return f"CREATE OR REPLACE VIEW {self.qualified(schema)} AS {self.query.format(schema=schema)}"
 
+    def frame(self, spark: SparkSession, schema: str) -> DataFrame:
+        """The view's rows as a DataFrame, whether or not the view exists in ``schema`` yet."""
+        return spark.sql(self.query.format(schema=schema))
+
+
+VIDEO_CREDENTIALS = ViewSpec(
+    name="video_credentials",
+    columns="""
+        video_id STRING,
+        provenance_status STRING,
+        declared_ai BOOLEAN
+    """,
+    query=f"""
+        SELECT v.video_id,
+               CASE WHEN p.status IS NOT NULL THEN p.status
+                    WHEN v.credentials_checked THEN '{ProvenanceStatus.NONE}' END AS provenance_status,
+               CASE WHEN p.status IS NOT NULL THEN p.declared_ai
+                    WHEN v.credentials_checked THEN false END AS declared_ai
+        FROM {{schema}}.{VIDEOS.name} v LEFT JOIN {{schema}}.{PROVENANCE.name} p USING (video_id)
+    """,
+)
+"""Each video's Content Credentials status: its ``provenance`` row's, ``none`` when ingest checked the file
+and found no manifest store (such files get no row), NULL when ingest did not check it."""
+
 
 LATEST_VERDICTS = ViewSpec(
     name="latest_verdicts",
@@ -60,20 +85,20 @@ LATEST_VERDICTS = ViewSpec(
         SELECT video_id, uri, verdict, reason, score, model_name, model_version, preprocess_version, n_faces,
                run_id, scan_date, scanned_at, provenance_status, declared_ai
         FROM (
-            SELECT d.*, v.uri, p.status AS provenance_status, p.declared_ai, row_number() OVER (
+            SELECT d.*, v.uri, c.provenance_status, c.declared_ai, row_number() OVER (
                 PARTITION BY d.video_id
                 ORDER BY d.scanned_at DESC, d.scan_date DESC, d.model_version DESC, d.model_name, d.preprocess_version
             ) AS newest
             FROM {{schema}}.{VERDICTS.name} d
             LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
-            LEFT JOIN {{schema}}.{PROVENANCE.name} p USING (video_id)
+            LEFT JOIN ({VIDEO_CREDENTIALS.query}) c USING (video_id)
         )
         WHERE newest = 1
     """,
 )
 """The most recent verdict of each video, whichever model gave it (latest ``scanned_at``; ties go to the
 later scan date, then the higher model version), beside the video's Content Credentials (NULL when
-ingest did not check them)."""
+ingest did not check them; see ``video_credentials``)."""
 
 DAILY_SUMMARY = ViewSpec(
     name="daily_summary",
@@ -145,7 +170,7 @@ ERROR_BREAKDOWN = ViewSpec(
 )
 """Videos that were not judged on a score, per scan date and reason, with one example URI each."""
 
-EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN)
+EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN, VIDEO_CREDENTIALS)
 """Every view deepsift creates: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 

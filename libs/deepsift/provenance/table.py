@@ -2,7 +2,8 @@
 
 Ingest checks each file it can read in the isolated worker that probes it
 (:func:`deepsift.media.inspect.inspect_file`), carries the result as the ``PROBE_COLUMNS`` of its
-per-file rows (:func:`probe_columns`), and :func:`merge_provenance` then writes one row per video. A verdict never changes because of provenance: the two stand side by
+per-file rows (:func:`probe_columns`), and :func:`merge_provenance` then writes one row per video that
+has credentials; a file without any gets no row, only ``videos.credentials_checked``. A verdict never changes because of provenance: the two stand side by
 side in the views (``deepsift.lake.views``) and the moderation queue applies the rule documented in
 ``deepsift.review.queue``.
 """
@@ -17,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, ConfigError
-from deepsift.lake.tables import PROVENANCE, ensure_tables
+from deepsift.lake.tables import PROVENANCE
 from deepsift.provenance.credentials import CredentialCheck, Credentials, ProvenanceStatus
 
 PROBE_COLUMNS = (
@@ -80,16 +81,16 @@ def probe_columns(credentials: Credentials | None) -> dict[str, object]:
 
 
 def merge_provenance(spark: SparkSession, schema: str, files: DataFrame, check: CredentialCheck) -> int:
-    """Write one ``provenance`` row per checked video of ``files`` (ingest's per-file rows).
+    """Write one ``provenance`` row per video of ``files`` (ingest's per-file rows) whose status is not
+    ``none`` into the existing table.
 
     A row is inserted for a new video and replaced only when its outcome changed (status, failures,
     reason or trust list), so a rerun over the same files changes nothing. Returns rows written.
     """
     from delta.tables import DeltaTable
 
-    ensure_tables(spark, schema, (PROVENANCE,))
     rows = (
-        files.where(F.col("provenance_status").isNotNull())
+        files.where(F.col("provenance_status") != str(ProvenanceStatus.NONE))
         .dropDuplicates(["video_id"])
         .select(
             "video_id",
@@ -107,10 +108,7 @@ def merge_provenance(spark: SparkSession, schema: str, files: DataFrame, check: 
             "validation_failures",
             F.col("provenance_reason").alias("reason"),
             F.col("provenance_detail").alias("detail"),
-            # a file without a manifest store was validated against nothing: a new trust list leaves it be
-            F.when(F.col("provenance_status") != str(ProvenanceStatus.NONE), F.lit(check.trust_list))
-            .cast("string")
-            .alias("trust_list"),
+            F.lit(check.trust_list).cast("string").alias("trust_list"),
             F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("checked_at"),
         )
     )

@@ -8,7 +8,7 @@ alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, ea
 scores from ``face_scores`` (joined with ``faces`` for timestamps) and its best-scoring crops; videos
 that were not judged (``error``, ``not_applicable``) are summarised by reason with example files; and
 every video of the day is listed by path, so that any upload can be looked up (both lists capped).
-Each listed video shows its Content Credentials status from ``provenance`` beside its verdict, and the
+Each listed video shows its Content Credentials status (view ``video_credentials``) beside its verdict, and the
 day's videos are counted per status, AI declarations apart.
 Thresholds come from each model version's contract in the registry, so they are the ones the
 verdicts were given with.
@@ -36,6 +36,7 @@ from deepsift.lake.tables import (
     VIDEOS,
     ensure_tables,
 )
+from deepsift.lake.views import VIDEO_CREDENTIALS
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
 from deepsift.registry.mlflow_models import DetectorRegistry
@@ -232,9 +233,7 @@ def read_daily(spark: SparkSession, config: Config, report_date: date, settings:
     by_verdict = dict(trend.get(report_date, {}))
     flagged_total = sum(by_verdict.get(verdict, 0) for verdict in FLAGGED)
     # the day's verdicts with their URIs and credentials, computed once for the lists below
-    provenance = spark.table(PROVENANCE.qualified(schema)).select(
-        "video_id", F.col("status").alias("provenance_status"), "declared_ai"
-    )
+    provenance = VIDEO_CREDENTIALS.frame(spark, schema)
     day = (
         window.where(F.col("scan_date") == F.lit(report_date))
         .join(spark.table(VIDEOS.qualified(schema)).select("video_id", "uri"), "video_id")

@@ -31,8 +31,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
-from deepsift.lake.tables import MODERATION_QUEUE, PROVENANCE, VERDICTS, ensure_tables, merge_insert_new
-from deepsift.lake.views import ViewSpec
+from deepsift.lake.tables import MODERATION_QUEUE, PROVENANCE, VERDICTS, VIDEOS, ensure_tables, merge_insert_new
+from deepsift.lake.views import VIDEO_CREDENTIALS, ViewSpec
 from deepsift.progress import step
 from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.registry.mlflow_models import ModelVersionInfo
@@ -107,11 +107,9 @@ def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
     """
     schema = config.lake.schema_name
     ensure_review_tables(spark, schema)
-    ensure_tables(spark, schema, (PROVENANCE,))
+    ensure_tables(spark, schema, (VIDEOS, PROVENANCE))
     bases = F.create_map(*(F.lit(value) for verdict, base in PRIORITY_BASE.items() for value in (str(verdict), base)))
-    provenance = spark.table(PROVENANCE.qualified(schema)).select(
-        "video_id", F.col("status").alias("provenance_status"), "declared_ai"
-    )
+    provenance = VIDEO_CREDENTIALS.frame(spark, schema)
     verdict_base = F.when(~F.coalesce(F.col("declared_ai"), F.lit(False)), bases[F.col("verdict")])
     credentials_base = F.when(
         F.col("provenance_status") == str(ProvenanceStatus.INVALID), F.lit(INVALID_CREDENTIALS_PRIORITY_BASE)

@@ -19,16 +19,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits
-from deepsift.lake.tables import VIDEOS, ensure_tables
+from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables
 from deepsift.media.inspect import inspect_file
 from deepsift.media.probe import ProbeResult, content_id
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.progress import step
-from deepsift.provenance.credentials import CredentialCheck
+from deepsift.provenance.credentials import CredentialCheck, ProvenanceStatus
 from deepsift.provenance.table import (
     PROBE_COLUMNS,
     credential_check,
@@ -135,38 +135,36 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         raise NoInputError(f"no files found in {', '.join(inputs) or '(no input given)'}")
     check = credential_check(config)
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, (VIDEOS,))
+    ensure_tables(spark, schema, (VIDEOS,) if check is None else (VIDEOS, PROVENANCE))
     table = VIDEOS.qualified(schema)
-    before = spark.table(table).count()
 
     probed = _probe_files(spark, listing.uris, config.decode, check, ingest_date or started.date(), started)
     probed = probed.checkpoint(eager=True)  # reliable: a lost executor cannot take the probe results with it
-    _merge_videos(spark, table, probed)
-    if check is not None:
+    new_videos = _merge_videos(spark, table, probed)
+    # one pass over the checkpointed rows for both summaries
+    reason = F.when(F.col("probe_status") == "error", F.split("probe_error", ":")[0])
+    counts = probed.groupBy(reason.alias("reason"), "provenance_status").count().collect()
+    provenance = _sum_by(counts, "provenance_status")
+    if check is not None and set(provenance) - {str(ProvenanceStatus.NONE)}:  # most nights: nothing signed
         merge_provenance(spark, schema, probed, check)
-
-    total = spark.table(table).count()
-    errors = (
-        probed.where("probe_status = 'error'")
-        .select(F.split("probe_error", ":")[0].alias("reason"))
-        .groupBy("reason")
-        .count()
-        .collect()
-    )
     return IngestSummary(
         files=len(listing.uris),
-        new_videos=total - before,
-        videos_total=total,
-        probe_errors={row["reason"]: row["count"] for row in errors},
+        new_videos=new_videos,
+        videos_total=spark.table(table).count(),
+        probe_errors=_sum_by(counts, "reason"),
         missing_inputs=listing.missing,
         seconds=(datetime.now(UTC) - started).total_seconds(),
-        provenance={} if check is None else _count_by(probed, "provenance_status"),
+        provenance=provenance,
     )
 
 
-def _count_by(probed: DataFrame, column: str) -> dict[str, int]:
-    rows = probed.where(F.col(column).isNotNull()).groupBy(column).count().collect()
-    return {row[column]: row["count"] for row in rows}
+def _sum_by(counts: list[Row], column: str) -> dict[str, int]:
+    """Counts of ``(reason, provenance_status, count)`` rows summed per value of ``column``, NULL left out."""
+    sums: dict[str, int] = {}
+    for row in counts:
+        if row[column] is not None:
+            sums[row[column]] = sums.get(row[column], 0) + row["count"]
+    return sums
 
 
 def _probe_files(
@@ -192,6 +190,7 @@ def _probe_files(
         "*",
         F.lit(day).alias("ingest_date"),
         F.lit(seen_at.replace(tzinfo=None)).cast("timestamp").alias("first_seen_at"),
+        F.col("provenance_status").isNotNull().alias("credentials_checked"),
     )
 
 
@@ -223,8 +222,10 @@ def _probe_columns(result: ProbeResult) -> dict[str, object]:
     return columns
 
 
-def _merge_videos(spark: SparkSession, table: str, probed: DataFrame) -> None:
-    """One row per content id: the batch is grouped first, then merged; new names extend ``uris``."""
+def _merge_videos(spark: SparkSession, table: str, probed: DataFrame) -> int:
+    """One row per content id: the batch is grouped first, then merged; new names extend ``uris``, and a
+    first credentials check sets ``credentials_checked``. Returns how many videos were new (the MERGE's
+    own count)."""
     from delta.tables import DeltaTable
 
     other_columns = [c for c in VIDEOS.column_names() if c not in ("video_id", "uri", "uris")]
@@ -233,14 +234,22 @@ def _merge_videos(spark: SparkSession, table: str, probed: DataFrame) -> None:
         F.array_sort(F.collect_set("uri")).alias("uris"),
         *[F.first(column, ignorenulls=True).alias(column) for column in other_columns],
     )
-    (
+    metrics = (
         DeltaTable.forName(spark, table)
         .alias("t")
         .merge(grouped.alias("s"), "t.video_id = s.video_id")
         .whenMatchedUpdate(
-            condition="size(array_except(s.uris, t.uris)) > 0",
-            set={"uris": "array_sort(array_distinct(concat(t.uris, s.uris)))"},
+            condition=(
+                "size(array_except(s.uris, t.uris)) > 0"
+                " OR (s.credentials_checked AND NOT (t.credentials_checked <=> true))"
+            ),
+            set={
+                "uris": "array_sort(array_distinct(concat(t.uris, s.uris)))",
+                "credentials_checked": "coalesce(t.credentials_checked, false) OR s.credentials_checked",
+            },
         )
         .whenNotMatchedInsertAll()
         .execute()
     )
+    (counts,) = metrics.collect()
+    return int(counts["num_inserted_rows"])

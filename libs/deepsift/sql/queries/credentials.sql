@@ -5,6 +5,5 @@ SELECT v.uri, p.status, p.declared_ai, p.digital_source_types, p.claim_generator
 FROM provenance p
 JOIN videos v USING (video_id)
 LEFT JOIN latest_verdicts l USING (video_id)
-WHERE p.status <> 'none'
-  AND (:status IS NULL OR p.status = :status)
+WHERE :status IS NULL OR p.status = :status
 ORDER BY p.status, v.uri
