@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deepsift.config import DecodeLimits
+from deepsift.config import ConfigError, DecodeLimits, load_config
 from deepsift.media.inspect import inspect_file, read_credentials_isolated
 from deepsift.provenance.credentials import (
     CredentialCheck,
@@ -18,6 +18,7 @@ from deepsift.provenance.credentials import (
     ProvenanceStatus,
     read_credentials,
 )
+from deepsift.provenance.table import credential_check
 from tests import provenance_media as media
 
 MAX_BYTES = 16 << 20
@@ -167,3 +168,20 @@ def test_ingest_inspects_a_file_in_one_worker_call_and_a_failing_one_gets_both_p
     probed, credentials = inspect_file(str(clips.generated), DecodeLimits(timeout_s=0.001), check)
     assert (probed.probe_status, (probed.probe_error or "").split(":")[0]) == ("error", "timeout")
     assert (credentials.status, credentials.reason) == (ProvenanceStatus.INVALID, ProvenanceReason.READER_FAILED)
+
+
+def test_the_trust_list_is_read_once_and_a_bad_one_names_the_key(clips, tmp_path):
+    def check_for(**settings: object) -> CredentialCheck | None:
+        return credential_check(load_config(environ={}, overrides={f"provenance.{k}": v for k, v in settings.items()}))
+
+    anchors = clips.chain.write_trust_list(tmp_path / "anchors.pem")
+    assert check_for(trust_anchors=str(anchors)) == CredentialCheck(clips.trust_list, MAX_BYTES)
+    assert check_for() == CredentialCheck(None, MAX_BYTES)
+    assert check_for(enabled=False, trust_anchors=str(anchors)) is None
+    with pytest.raises(ConfigError, match=r"config key provenance\.trust_anchors: cannot read"):
+        check_for(trust_anchors=str(tmp_path / "missing.pem"))
+    (tmp_path / "empty.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"config key provenance\.trust_anchors: .* holds no PEM certificate"):
+        check_for(trust_anchors=str(tmp_path / "empty.pem"))
+    with pytest.raises(ConfigError, match=r"provenance\.max_manifest_bytes"):
+        check_for(max_manifest_bytes=10)
