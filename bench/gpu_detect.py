@@ -54,6 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from deepsift.config import DetectConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.contract import PreprocessContract
@@ -69,8 +70,8 @@ CROP_SIZE = 380
 """Crops are stored at the largest input size measured (EfficientNet-B4) and shrunk for the others."""
 JPEG_QUALITY = 95
 """The ``faces.jpeg_quality`` default: what the ``faces`` table holds."""
-SCORE_BATCH_SIZE = 256
-"""The scan's ``deepsift.stages.score.SCORE_BATCH_SIZE`` (not imported: that module needs pyspark)."""
+SCORE_BATCH_SIZE = DetectConfig().gpu_batch_size
+"""The scan's crops per forward pass on a GPU (``detect.gpu_batch_size``)."""
 SPARK_ARROW_BATCH = 10_000
 """Spark's default ``spark.sql.execution.arrow.maxRecordsPerBatch``: rows per Arrow batch a UDF gets."""
 DISTINCT_DEVICE_BATCHES = 8

@@ -381,7 +381,7 @@ def scan_mode(
 _POOL_STATE: dict[str, Any] = {}
 
 
-def pool_init(config_json: str, version: int, score_batch: int) -> None:
+def pool_init(config_json: str, version: int) -> None:
     """Per pool process, once: one torch thread (as Spark's Python workers get), detector and scorer."""
     import torch
 
@@ -393,8 +393,9 @@ def pool_init(config_json: str, version: int, score_batch: int) -> None:
     _POOL_STATE.update(
         config=config,
         worker=init_worker(config.faces.model_dump_json()),
-        scorer=DetectorRegistry(config.mlflow, config.home).load_scorer(version, device="cpu"),
-        score_batch=score_batch,
+        scorer=DetectorRegistry(config.mlflow, config.home).load_scorer(
+            version, device="cpu", cpu_engine=config.detect.cpu_engine
+        ),
     )
 
 
@@ -426,7 +427,7 @@ def pool_video(path: str) -> dict[str, Any]:
             "face_index": pa.array([f.face_index for f in result.faces], pa.int32()),
             "crop": [f.crop for f in result.faces],
         })
-        scored = list(score_crop_batches(iter([batch]), lambda: scorer, _POOL_STATE["score_batch"]))
+        scored = list(score_crop_batches(iter([batch]), lambda: scorer, config.detect.cpu_batch_size))
         scores = np.concatenate([b.column("score").to_numpy() for b in scored])
     frames = np.array([f.frame_index for f in result.faces])
     score = aggregate(scorer.contract.aggregation, scores, frames) if len(scores) else None
@@ -444,7 +445,7 @@ def pool_video(path: str) -> dict[str, Any]:
     }
 
 
-def pool_mode(clips: list[Path], config: Config, version: int, score_batch: int) -> ModeResult:
+def pool_mode(clips: list[Path], config: Config, version: int) -> ModeResult:
     """(b): every clip through :func:`pool_video` on two processes, longest first (all are alike here)."""
 
     def run() -> list[dict[str, Any]]:
@@ -453,7 +454,7 @@ def pool_mode(clips: list[Path], config: Config, version: int, score_batch: int)
         try:
             with ProcessPoolExecutor(
                 WORKERS, mp_context=get_context("spawn"), initializer=pool_init,
-                initargs=(config.model_dump_json(), version, score_batch),
+                initargs=(config.model_dump_json(), version),
             ) as pool:
                 return list(pool.map(pool_video, [str(clip) for clip in clips]))
         finally:
@@ -661,7 +662,6 @@ def main() -> None:
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
     from deepsift.lake.jars import ensure_delta_jars
-    from deepsift.stages.score import SCORE_BATCH_SIZE
 
     jars = work / "jars"
     ensure_delta_jars(jars)
@@ -693,7 +693,7 @@ def main() -> None:
                   f"{results['single'].usage.core_s:.1f} core-s", flush=True)
             results[mode] = scan_mode(clips, home, env, today, logs, "scan")
         elif mode == "pool":
-            results[mode] = pool_mode(clips, scan_config, version, SCORE_BATCH_SIZE)
+            results[mode] = pool_mode(clips, scan_config, version)
         else:
             results[mode] = reference_mode(clips, scan_config, version, args.reference_threads)
         usage = results[mode].usage

@@ -130,7 +130,9 @@ def run_stages(spark: SparkSession, detect: DetectConfig, records: Path) -> list
     profile = plan_detect(spark, detect)
     crops = spark.range(0, CROPS, numPartitions=PARTITIONS).mapInArrow(decode_stage(str(records)), CROP_SCHEMA)
     scored: DataFrame = crops.repartition(PARTITIONS).mapInArrow(
-        detect_udf(recording_loader(str(records)), detect.device, 4, cuda_devices=lambda: 2),
+        detect_udf(
+            recording_loader(str(records)), detect.model_copy(update={"gpu_batch_size": 4}), cuda_devices=lambda: 2
+        ),
         DETECT_OUTPUT_SCHEMA,
         profile=profile,
     )

@@ -132,7 +132,7 @@ def test_udf_outside_a_profile_loads_on_the_chosen_device_and_tags_rows(cuda_dev
         contract = PreprocessContract(architecture="mobilenetv3_small_050", input_size=32)
         return FaceScorer(nn.Sequential(nn.Flatten(), nn.Linear(32 * 32 * 3, 1)), contract, device="cpu")
 
-    udf = detect_udf(load, "auto", batch_size=2, cuda_devices=lambda: cuda_devices)
+    udf = detect_udf(load, DetectConfig(cpu_batch_size=2, gpu_batch_size=2), cuda_devices=lambda: cuda_devices)
     out = pa.Table.from_batches(list(udf(iter([_crop_batch(3)]))))
     assert set(asked) == {device}
     assert out.column_names == [field.split()[0] for field in DETECT_OUTPUT_SCHEMA.split(", ")]

@@ -79,6 +79,7 @@ def test_the_run_is_recorded_with_model_version_and_counts(spark, config, first_
     assert sum(run[0].counts_by_verdict.values()) == outcome.verdicts.videos
     assert set(run[0].stage_seconds) >= {"extract", "score", "verdicts"}
     assert run[0].detect_path == ("local_gpu" if torch.cuda.is_available() else "cpu")
+    assert run[0].detect_engine == ("torch" if torch.cuda.is_available() else "onnxruntime")
 
 
 def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_dir, first_scan):
@@ -86,6 +87,17 @@ def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_
     before = {table: _snapshot(spark, config, table) for table in tables}
     folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
     again = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
+    assert again.verdicts.videos == 0
+    assert {table: _snapshot(spark, config, table) for table in tables} == before
+
+
+def test_another_cpu_engine_rescores_nothing(spark, config, media_dir, first_scan):
+    """Scores are keyed by model and crops, not by what ran the network: switching engines adds no rows."""
+    tables = ("face_scores", "verdicts", "scan_runs")
+    before = {table: _snapshot(spark, config, table) for table in tables}
+    on_torch = config.model_copy(update={"detect": config.detect.model_copy(update={"cpu_engine": "torch"})})
+    folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
+    again = run_scan(spark, on_torch, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
     assert again.verdicts.videos == 0
     assert {table: _snapshot(spark, config, table) for table in tables} == before
 

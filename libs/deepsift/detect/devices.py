@@ -46,8 +46,11 @@ GPU_RESOURCE = "gpu"
 EXECUTOR_GPU_CONF = "spark.executor.resource.gpu.amount"
 WORKER_GPU_CONFS = "spark.worker.resource.gpu.amount and spark.worker.resource.gpu.discoveryScript"
 
-DETECT_OUTPUT_SCHEMA = "video_id string, frame_index int, face_index int, score float, detect_path string"
-"""What :func:`detect_udf` returns: the scored face's key, its score and the task's :data:`DetectPath`."""
+DETECT_OUTPUT_SCHEMA = (
+    "video_id string, frame_index int, face_index int, score float, detect_path string, detect_engine string"
+)
+"""What :func:`detect_udf` returns: the scored face's key, its score, the task's :data:`DetectPath` and what
+ran the network (``torch``, or ``onnxruntime`` on a CPU: ``FaceScorer.engine``)."""
 
 ArrowUdf = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
@@ -118,22 +121,26 @@ def visible_cuda_devices() -> int:
 
 def detect_udf(
     load_scorer: Callable[[str], FaceScorer],
-    setting: DetectDevice,
-    batch_size: int,
+    detect: DetectConfig,
     cuda_devices: Callable[[], int] = visible_cuda_devices,
 ) -> ArrowUdf:
     """The detect stage's ``mapInArrow`` body: pick the task's device once, then score its crops.
 
     ``load_scorer(device)`` must return a process-wide cached scorer on that device
     (``deepsift.stages.score.shared_scorer``). Output rows follow :data:`DETECT_OUTPUT_SCHEMA`: each
-    carries the task's path, so the driver records the path tasks really took, not the one it hoped.
+    carries the task's path and engine, so the driver records what tasks really did, not what it hoped.
+    Crops go ``detect.batch_size(device)`` to a forward pass.
     """
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        choice = choose_device(setting, task_gpu_addresses(), cuda_devices())
+        choice = choose_device(detect.device, task_gpu_addresses(), cuda_devices())
         threads = crop_decode_threads(choice.device)
+        batch_size = detect.batch_size(choice.device)
         for scored in score_crop_batches(batches, lambda: load_scorer(choice.device), batch_size, threads):
-            yield scored.append_column("detect_path", pa.array([choice.path] * scored.num_rows, pa.string()))
+            engine = load_scorer(choice.device).engine  # loaded by now: the batch was scored with it
+            yield scored.append_column(
+                "detect_path", pa.array([choice.path] * scored.num_rows, pa.string())
+            ).append_column("detect_engine", pa.array([engine] * scored.num_rows, pa.string()))
 
     return score_partition
 

@@ -39,9 +39,14 @@ def validate_crops(crops: np.ndarray, contract: PreprocessContract) -> None:
 
 
 def crops_to_tensor(
-    crops: np.ndarray, contract: PreprocessContract, device: str | torch.device = "cpu"
+    crops: np.ndarray,
+    contract: PreprocessContract,
+    device: str | torch.device = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
     """Convert (N, S, S, 3) uint8 BGR crops into a normalised float32 (N, 3, S, S) RGB tensor on ``device``.
+
+    ``memory_format`` is the tensor's layout: ``torch.channels_last`` for a network in that layout.
 
     An empty batch (shape (0, S, S, 3)) gives an empty tensor of shape (0, 3, S, S); a batch of
     another dtype, rank, size or channel count raises :class:`CropFormatError`.
@@ -58,4 +63,4 @@ def crops_to_tensor(
     scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1)
     shift = (mean / std).view(1, 3, 1, 1)
     nchw_rgb = pixels.permute(0, 3, 1, 2)[:, _BGR_TO_RGB]
-    return nchw_rgb.to(torch.float32, memory_format=torch.contiguous_format).mul_(scale).sub_(shift)
+    return nchw_rgb.to(torch.float32, memory_format=memory_format).mul_(scale).sub_(shift)

@@ -186,12 +186,14 @@ SCAN_RUNS = TableSpec(
         error STRING,
         started_at TIMESTAMP,
         finished_at TIMESTAMP,
-        detect_path STRING
+        detect_path STRING,
+        detect_engine STRING
     """,
     key=("run_id",),
 )
 """One row per scan run: who triggered it, which exact model, the config, counts and seconds per stage,
-and how detect tasks got their device (``deepsift.detect.devices``; NULL when no face was scored)."""
+how detect tasks got their device (``deepsift.detect.devices``) and what ran the network (``torch``,
+``onnxruntime``); both NULL when no face was scored."""
 
 RESCORE_TRIGGER = "rescore"
 """``scan_runs.trigger`` of :func:`deepsift.stages.scan.rescore` runs: they replay another model over past

@@ -42,7 +42,7 @@ from mlflow.types import Schema, TensorSpec
 from torch import nn
 
 import deepsift
-from deepsift.config import MlflowConfig
+from deepsift.config import CpuEngine, MlflowConfig
 from deepsift.detect.architectures import UnknownArchitectureError, build_detector_network
 from deepsift.detect.contract import CONTRACT_FILE, PreprocessContract
 from deepsift.detect.scoring import FaceScorer
@@ -296,8 +296,11 @@ class DetectorRegistry:
             path = self._download_contract(version, Path(scratch))
             return read_contract(path, f"{self.name} version {version}")
 
-    def load_scorer(self, version: int, device: str | torch.device | None = None) -> FaceScorer:
-        """A :class:`FaceScorer` built from an exact version's weights and contract.
+    def load_scorer(
+        self, version: int, device: str | torch.device | None = None, cpu_engine: CpuEngine = "torch"
+    ) -> FaceScorer:
+        """A :class:`FaceScorer` built from an exact version's weights and contract, scoring on ``device``
+        with ``cpu_engine`` when that is a CPU.
 
         Takes a version number, not an alias, so that every executor loads what the driver resolved.
         A missing, corrupt or mismatched file raises :class:`ModelArtifactError` naming the version
@@ -311,7 +314,9 @@ class DetectorRegistry:
         with tempfile.TemporaryDirectory() as scratch:
             contract_path = self._download_contract(version, Path(scratch))
             state_dict_path = self._download(version, STATE_DICT_FILE, Path(scratch))
-            return scorer_from_files(state_dict_path, contract_path, f"{self.name} version {version}", device)
+            return scorer_from_files(
+                state_dict_path, contract_path, f"{self.name} version {version}", device, cpu_engine
+            )
 
     def record_evaluation(
         self, version: int, metrics: Mapping[str, float], eval_set_id: str, plots: Sequence[Path] = ()
@@ -531,7 +536,11 @@ def read_contract(path: Path, label: str) -> PreprocessContract:
 
 
 def scorer_from_files(
-    state_dict_path: Path, contract_path: Path, label: str, device: str | torch.device | None = None
+    state_dict_path: Path,
+    contract_path: Path,
+    label: str,
+    device: str | torch.device | None = None,
+    cpu_engine: CpuEngine = "torch",
 ) -> FaceScorer:
     """Build a :class:`FaceScorer` from a version's two files; the pyfunc and the registry share it.
 
@@ -550,7 +559,7 @@ def scorer_from_files(
         network = load_into_network(contract.architecture, state_dict)
     except (CheckpointMismatchError, UnknownArchitectureError) as error:
         raise ModelArtifactError(f"{label}: {STATE_DICT_FILE} does not fit its contract: {error}") from None
-    return FaceScorer(network, contract, device)
+    return FaceScorer(network, contract, device, cpu_engine)
 
 
 def load_into_network(architecture: str, state_dict: Mapping[str, Any]) -> nn.Module:

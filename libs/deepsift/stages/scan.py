@@ -28,7 +28,7 @@ from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
 from deepsift.stages.ingest import IngestSummary, ingest
-from deepsift.stages.score import scan_run_id, score_faces
+from deepsift.stages.score import ScoreSummary, scan_run_id, score_faces
 from deepsift.stages.verdicts import VerdictSummary, write_verdicts
 
 
@@ -84,7 +84,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     seconds["extract"] = time.perf_counter() - clock
     run_id = scan_run_id(request.scan_date, model.name, model.version, extracted.preprocess_version)
     try:
-        verdicts, detect_path = _score_and_judge(
+        verdicts, scored = _score_and_judge(
             spark, model_config, model, extracted.preprocess_version, request.scan_date, seconds
         )
         enqueued = None
@@ -100,7 +100,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     with step("record"):
         _record_run(
             spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None,
-            detect_path,
+            scored,
         )
         ensure_views(spark, config.lake.schema_name)  # analysts find current views wherever there are verdicts
     return ScanOutcome(run_id, model, verdicts, ingested, extracted, seconds, enqueued)
@@ -139,11 +139,9 @@ def rescore(
     request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger=RESCORE_TRIGGER)
     run_id = scan_run_id(scan_date, info.name, info.version, version)
     plan("score", "verdicts", "record")
-    verdicts, detect_path = _score_and_judge(
-        spark, model_config, info, version, scan_date, seconds, cached.select("video_id")
-    )
+    verdicts, scored = _score_and_judge(spark, model_config, info, version, scan_date, seconds, cached.select("video_id"))
     with step("record"):
-        _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None, detect_path)
+        _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None, scored)
         ensure_views(spark, config.lake.schema_name)
     return ScanOutcome(run_id, info, verdicts, stage_seconds=seconds)
 
@@ -156,15 +154,15 @@ def _score_and_judge(
     scan_date: date,
     seconds: dict[str, float],
     video_ids: DataFrame | None = None,
-) -> tuple[VerdictSummary, str | None]:
-    """Score and judge; returns the verdicts and the detect path the score tasks took."""
+) -> tuple[VerdictSummary, ScoreSummary]:
+    """Score and judge; returns the verdicts and what scoring did (how many faces, on which path and engine)."""
     clock = time.perf_counter()
     scored = score_faces(spark, config, model, preprocess_version, scan_date, video_ids)
     seconds["score"] = time.perf_counter() - clock
     clock = time.perf_counter()
     verdicts = write_verdicts(spark, config, model, preprocess_version, scan_date, video_ids)
     seconds["verdicts"] = time.perf_counter() - clock
-    return verdicts, scored.detect_path
+    return verdicts, scored
 
 
 def _record_run(
@@ -178,7 +176,7 @@ def _record_run(
     seconds: dict[str, float],
     verdicts: VerdictSummary | None,
     error: Exception | None,
-    detect_path: str | None,
+    scored: ScoreSummary | None,
 ) -> None:
     """One ``scan_runs`` row per run id; a rerun of a succeeded run leaves it untouched."""
     schema = config.lake.schema_name
@@ -200,7 +198,8 @@ def _record_run(
         "error": f"{type(error).__name__}: {error}"[:2000] if error else None,
         "started_at": started_at.replace(tzinfo=None),
         "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "detect_path": detect_path,
+        "detect_path": scored.detect_path if scored else None,
+        "detect_engine": scored.detect_engine if scored else None,
     }
     source = spark.createDataFrame([row], SCAN_RUNS.columns)
     (

@@ -5,8 +5,9 @@ exact :class:`ModelVersionInfo`; executors load that version's files from the sa
 once per Spark Python worker and device (:func:`shared_scorer`). The detect stage alone asks Spark for
 GPUs, through a ResourceProfile where executors have them (``deepsift.detect.devices``); each task
 scores on the GPU Spark assigned it, else a GPU it sees (local mode), else the CPU. Crops are read
-from ``faces`` (no decoding of videos), decoded and scored in batches of :data:`SCORE_BATCH_SIZE`
-whatever size Arrow hands them over in. The scores are checkpointed once and MERGEd into
+from ``faces`` (no decoding of videos), decoded and scored in batches of ``detect.cpu_batch_size`` or
+``detect.gpu_batch_size`` whatever size Arrow hands them over in; on a CPU the network runs on
+``detect.cpu_engine``. The scores are checkpointed once and MERGEd into
 ``face_scores`` (insert-only on its key), so a rerun or a retried job adds nothing.
 
 Executors must reach the driver's MLflow store: a tracking server on a cluster; the embedded SQLite
@@ -15,6 +16,7 @@ store under ``home`` only where executors share the driver's filesystem (local m
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -23,19 +25,17 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from deepsift.config import Config, MlflowConfig
+from deepsift.config import Config, CpuEngine, MlflowConfig
 from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf, plan_detect
 from deepsift.detect.scoring import FaceScorer, default_device
 from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
 from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 
-SCORE_BATCH_SIZE = 256
-"""Crops per forward pass: the batch at which EfficientNet-B0, B4 and Xception were measured on an H100 (18,600,
-2,700 and 5,400 faces/s in bf16)."""
+log = logging.getLogger(__name__)
 
-ScorerKey = tuple[str, str, str, int]
-"""(tracking URI, registry URI, model name, version): what identifies one loadable model."""
+ScorerKey = tuple[str, str, str, int, CpuEngine]
+"""(tracking URI, registry URI, model name, version, CPU engine): what identifies one loaded model."""
 _SCORERS: dict[str, tuple[ScorerKey, FaceScorer]] = {}
 """This Python worker's loaded model, by device (``cuda:1``, ``cpu``): one version at most, on each
 device a task of this worker was given."""
@@ -54,6 +54,9 @@ class ScoreSummary:
     detect_path: str | None = None
     """How the detect tasks got their device (``deepsift.detect.devices.DetectPath``; several joined by
     commas if tasks differed); None when no face was scored."""
+    detect_engine: str | None = None
+    """What ran the network in the detect tasks (``onnxruntime``, ``torch``; joined by commas if tasks
+    differed); None when no face was scored."""
 
 
 def scan_run_id(scan_date: date, model_name: str, model_version: int, preprocess_version: str) -> str:
@@ -111,10 +114,8 @@ def score_faces(
         .select("video_id", "frame_index", "face_index", "crop")
     )
     store = MlflowStore.from_config(config.mlflow, config.home)
-    scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version)
-    detect = detect_udf(
-        lambda device: shared_scorer(*scorer_key, device=device), config.detect.device, SCORE_BATCH_SIZE
-    )
+    scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version, config.detect.cpu_engine)
+    detect = detect_udf(lambda device: shared_scorer(*scorer_key, device=device), config.detect)
 
     scored = (
         faces.repartition(spark.sparkContext.defaultParallelism)
@@ -130,6 +131,7 @@ def score_faces(
             "score",
             F.lit(scan_date).alias("scan_date"),
             "detect_path",
+            "detect_engine",
         )
         .checkpoint(eager=True)
     )
@@ -137,17 +139,37 @@ def score_faces(
         F.count("*").alias("faces"),
         F.countDistinct("video_id").alias("videos"),
         F.array_join(F.array_sort(F.collect_set("detect_path")), ",").alias("paths"),
+        F.array_join(F.array_sort(F.collect_set("detect_engine")), ",").alias("engines"),
+        F.max(F.col("detect_path") == "cpu").alias("on_cpu"),
+        F.max(F.col("detect_engine") == "torch").alias("torch"),
     ).collect()
     if totals["faces"]:
-        merge_insert_new(spark, schema, FACE_SCORES, scored)  # writes the table's columns: detect_path stays out
+        merge_insert_new(spark, schema, FACE_SCORES, scored)  # writes the table's columns: the task's path stays out
+    if config.detect.cpu_engine == "onnxruntime" and totals["on_cpu"] and totals["torch"]:
+        log.warning(
+            "detect.cpu_engine is onnxruntime, but some CPU tasks scored with torch: the ONNX export failed or "
+            "missed the 1e-3 parity bound (the executor log says which); the scores are torch's"
+        )
     seconds = time.perf_counter() - started
     return ScoreSummary(
-        run_id, model.name, model.version, totals["videos"], totals["faces"], seconds, totals["paths"] or None
+        run_id,
+        model.name,
+        model.version,
+        totals["videos"],
+        totals["faces"],
+        seconds,
+        totals["paths"] or None,
+        totals["engines"] or None,
     )
 
 
 def shared_scorer(
-    tracking_uri: str, registry_uri: str, model_name: str, version: int, device: str | None = None
+    tracking_uri: str,
+    registry_uri: str,
+    model_name: str,
+    version: int,
+    cpu_engine: CpuEngine = "torch",
+    device: str | None = None,
 ) -> FaceScorer:
     """This process's scorer for one exact version on ``device``, loaded once and kept warm.
 
@@ -158,11 +180,12 @@ def shared_scorer(
     versions' memory.
     """
     device = device or str(default_device())
-    key = (tracking_uri, registry_uri, model_name, version)
+    key = (tracking_uri, registry_uri, model_name, version, cpu_engine)
     if any(loaded_key != key for loaded_key, _ in _SCORERS.values()):
         _SCORERS.clear()
     if device not in _SCORERS:
         mlflow = MlflowConfig(tracking_uri=tracking_uri, registry_uri=registry_uri, registered_model=model_name)
         # Both URIs are explicit, so the registry never looks at its home argument.
-        _SCORERS[device] = (key, DetectorRegistry(mlflow, Path.cwd()).load_scorer(version, device=device))
+        registry = DetectorRegistry(mlflow, Path.cwd())
+        _SCORERS[device] = (key, registry.load_scorer(version, device=device, cpu_engine=cpu_engine))
     return _SCORERS[device][1]
