@@ -15,13 +15,19 @@ Three ways to judge the same clips with the same model, face detector and crop s
     on a ``FaceScorer``, the contract's aggregation and :func:`deepsift.verdicts.labels.verdict_for`.
     (a) minus (b) is what Spark, Delta and the isolated decode worker cost.
 (c) a reference loop written the way public deepfake-detection solutions do it, in one process:
-    OpenCV ``VideoCapture``, a seek with ``CAP_PROP_POS_FRAMES`` to each of 32 evenly spaced frames,
-    YuNet (deepsift's detector, same settings), crop, then the network on one face at a time.
+    OpenCV ``VideoCapture`` and 32 evenly spaced frames, YuNet (deepsift's detector, same settings),
+    crop, the network in torch's default layout. ``--reference seek`` (the default) seeks to each
+    frame with ``CAP_PROP_POS_FRAMES`` and classifies one face at a time; ``--reference grab``
+    grabs every frame, decodes the wanted ones and classifies all faces of a video in one batch, as
+    DFDC solutions do (give it ``--reference-threads 2``: torch on both cores).
 
-The clips are made once with FFmpeg from the shared ``faces/`` clips (looped, scaled and padded to
-1280x720, each with its own mirror, zoom, colour, speed and start offset so that no two are alike),
-cached in ``--work``: a 6 s segment is encoded and repeated by stream copy to the clip's length.
-H.264 with a keyframe every ``--gop-s`` seconds (2 s by default: HLS/DASH transcodes on video
+Two clip sets, made once with FFmpeg from the shared ``faces/`` clips and cached in ``--work``.
+``--clip-set mixed`` is like a platform's uploads: 256x256, 640x360, 854x480, 720p and 1080p; H.264
+in MP4 and MPEG-4 Part 2 in AVI; 5 to 31 s; three in four with a sound track; a keyframe every 1, 2,
+5 or 10 s. ``--clip-set uniform`` (the default): 1280x720. In both, each source is looped, scaled
+and padded to the clip's size, with its own mirror, zoom, colour, speed and start offset so that no
+two clips are alike; a segment of whole GOPs (at least 6 s) is encoded and repeated by stream copy to
+the clip's length. The uniform set is H.264 with a keyframe every ``--gop-s`` seconds (2 s by default: HLS/DASH transcodes on video
 platforms cut segments of 2 to 6 s and put a keyframe at every segment start, most often every 2 s),
 scene-cut keyframes off, no audio. With 30 s clips that gives 15 keyframes for 32 wanted frames, too
 few for the sampler's keyframe mode at its default coverage (75%): it decodes only the GOPs holding
@@ -38,6 +44,8 @@ printed before and after each mode: other jobs on a shared machine slow every mo
     python bench/scan.py                                  # 24 clips of 30 s, all three modes
     python bench/scan.py --clips 4 --modes pool reference # a quick check
     python bench/scan.py --gop-s 10 --clips 8             # the long-GOP variant
+    python bench/scan.py --clip-set mixed --clips 105 --arch efficientnet_b0 --input-size 224 \
+        --reference grab --reference-threads 2              # the speed issue's setting
 """
 
 from __future__ import annotations
@@ -108,22 +116,72 @@ class Variant:
             offset_s=round((0.37 * n) % 1.9, 2),
         )
 
-    def filters(self) -> str:
-        """FFmpeg video filters: the variation, then fit into 1280x720 (padded), constant 30 fps."""
+    def filters(self, width: int = WIDTH, height: int = HEIGHT) -> str:
+        """FFmpeg video filters: the variation, then fit into ``width`` x ``height`` (padded), constant 30 fps."""
         steps = [f"setpts=PTS*{self.speed}"]
         if self.mirror:
             steps.append("hflip")
         if self.zoom < 1.0:
             steps.append(f"crop=trunc(iw*{self.zoom}/2)*2:trunc(ih*{self.zoom}/2)*2")
         steps.append(f"eq=brightness={self.brightness}:saturation={1.0 + self.brightness * 2:.2f}")
-        steps.append(f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:flags=bicubic")
-        steps.append(f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2")
+        steps.append(f"scale={width}:{height}:force_original_aspect_ratio=decrease:flags=bicubic")
+        steps.append(f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2")
         steps += ["setsar=1", f"fps={FPS}", "format=yuv420p"]
         return ",".join(steps)
 
 
-def encode_clip(source: Path, target: Path, variant: Variant, seconds: float, gop_s: float) -> None:
-    """A ``seconds``-long 720p H.264 clip with a keyframe every ``gop_s`` seconds, looped from ``source``.
+@dataclass(frozen=True)
+class Encoding:
+    """Frame size, codec and audio of a generated clip (the uniform set: 720p H.264, no audio)."""
+
+    width: int = WIDTH
+    height: int = HEIGHT
+    codec: str = "h264"
+    """``h264`` (libx264, in MP4) or ``mpeg4`` (MPEG-4 Part 2, in AVI)."""
+    audio: bool = False
+    """A 44.1 kHz stereo tone track (AAC in MP4, PCM in AVI), as most uploads carry sound."""
+
+    @property
+    def suffix(self) -> str:
+        return ".mp4" if self.codec == "h264" else ".avi"
+
+    def arguments(self, gop: int) -> list[str]:
+        video = (
+            ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"]
+            if self.codec == "h264"
+            else ["-c:v", "mpeg4", "-q:v", "5", "-bf", "0"]
+        )
+        audio = ["-c:a", "aac", "-b:a", "96k"] if self.codec == "h264" else ["-c:a", "pcm_s16le"]
+        return [*video, "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", *(audio if self.audio else ["-an"])]
+
+
+@dataclass(frozen=True)
+class MixedClip:
+    """One clip of the mixed set: like a platform's uploads, sizes from 256x256 to 1080p, H.264 and
+    MPEG-4 Part 2, 5 to 31 s, most with sound, keyframes every 1 to 10 s."""
+
+    encoding: Encoding
+    seconds: float
+    gop_s: float
+
+    @classmethod
+    def number(cls, n: int) -> MixedClip:
+        width, height = ((256, 256), (640, 360), (1280, 720), (854, 480), (1920, 1080))[n % 5]
+        return cls(
+            Encoding(width, height, codec="mpeg4" if n % 3 == 2 else "h264", audio=n % 4 != 3),
+            seconds=float(5 + (n * 11) % 27),
+            gop_s=(2.0, 10.0, 1.0, 5.0)[(n // 2) % 4],
+        )
+
+    def label(self) -> str:
+        return (f"{self.encoding.width}x{self.encoding.height}-{self.encoding.codec}-{self.seconds:g}s-gop{self.gop_s:g}s"
+                f"{'-audio' if self.encoding.audio else ''}")
+
+
+def encode_clip(
+    source: Path, target: Path, variant: Variant, seconds: float, gop_s: float, encoding: Encoding = Encoding()
+) -> None:
+    """A ``seconds``-long clip with a keyframe every ``gop_s`` seconds, looped from ``source``.
 
     The source (2 to 8 s long) is looped and encoded once for :func:`segment_seconds`, a whole number
     of GOPs; that segment is then repeated by stream copy up to ``seconds``. Decoding it costs what a
@@ -131,19 +189,20 @@ def encode_clip(source: Path, target: Path, variant: Variant, seconds: float, go
     costs a fraction, which matters on a shared 2-core machine.
     """
     gop = max(1, round(gop_s * FPS))
-    segment = target.with_suffix(".segment.mp4")
-    partial = target.with_suffix(".part.mp4")
     quiet = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
+    segment = target.with_suffix(".segment" + encoding.suffix)
+    partial = target.with_suffix(".part" + encoding.suffix)
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100,aformat=channel_layouts=stereo"]
     subprocess.run(
         [*quiet, "-stream_loop", "-1", "-ss", f"{variant.offset_s}", "-i", str(source),
-         "-t", f"{segment_seconds(seconds, gop_s)}", "-vf", variant.filters(), "-an",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", str(gop), "-keyint_min", str(gop),
-         "-sc_threshold", "0", str(segment)],
+         *(tone if encoding.audio else []), "-map", "0:v:0", *(["-map", "1:a:0"] if encoding.audio else []),
+         "-t", f"{segment_seconds(seconds, gop_s)}", "-vf", variant.filters(encoding.width, encoding.height),
+         *encoding.arguments(gop), str(segment)],
         check=True,
     )
     subprocess.run(
         [*quiet, "-stream_loop", "-1", "-i", str(segment), "-t", f"{seconds}", "-c", "copy",
-         "-movflags", "+faststart", str(partial)],
+         *(["-movflags", "+faststart"] if encoding.codec == "h264" else []), str(partial)],
         check=True,
     )
     segment.unlink()
@@ -175,6 +234,24 @@ def ensure_clips(work: Path, media: Path, count: int, seconds: float, gop_s: flo
         if not target.exists():
             started = time.perf_counter()
             encode_clip(source, target, variant, seconds, gop_s)
+            print(f"made {target.name} ({time.perf_counter() - started:.1f} s)", flush=True)
+        clips.append(target)
+    return clips
+
+
+def ensure_mixed_clips(work: Path, media: Path, count: int) -> list[Path]:
+    """``count`` clips of :class:`MixedClip` (made once, then reused from ``work``), cycling over the face sources."""
+    sources = sorted(path for path in (media / "faces").iterdir() if path.is_file())
+    folder = work / "clips-mixed"
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(count):
+        source, spec = sources[i % len(sources)], MixedClip.number(i)
+        target = folder / f"clip{i:03d}_{spec.label()}_{source.stem}{spec.encoding.suffix}"
+        if not target.exists():
+            started = time.perf_counter()
+            variant = Variant.number(i // len(sources))
+            encode_clip(source, target, variant, spec.seconds, spec.gop_s, spec.encoding)
             print(f"made {target.name} ({time.perf_counter() - started:.1f} s)", flush=True)
         clips.append(target)
     return clips
@@ -473,8 +550,14 @@ def pool_mode(clips: list[Path], config: Config, version: int) -> ModeResult:
 # --- (c) the reference loop ---------------------------------------------------------------------
 
 
-def reference_loop(paths: list[str], config_json: str, version: int, threads: int) -> list[dict[str, Any]]:
-    """(c) in one process: seek to 32 evenly spaced frames, detect, crop, classify one face at a time."""
+def reference_loop(paths: list[str], config_json: str, version: int, threads: int, style: str) -> list[dict[str, Any]]:
+    """(c) in one process, on 32 evenly spaced frames: YuNet, crop, classify.
+
+    ``seek``: seek to each frame, classify one face at a time. ``grab``: the way public DFDC solutions
+    read video, grab every frame up to the last wanted one and decode only the wanted ones, then
+    classify all faces of the video in one batch. Both run the network as such code does: torch in its
+    default memory layout.
+    """
     import cv2
     import torch
 
@@ -488,52 +571,79 @@ def reference_loop(paths: list[str], config_json: str, version: int, threads: in
     torch.set_num_threads(threads)
     config = Config.model_validate_json(config_json)
     detector = build_face_detector(config.faces)
-    scorer = DetectorRegistry(config.mlflow, config.home).load_scorer(version, device="cpu")
-    network, contract = scorer.network, scorer.contract
+    scorer = DetectorRegistry(config.mlflow, config.home).load_scorer(version, device="cpu", cpu_engine="torch")
+    network, contract = scorer.network.to(memory_format=torch.contiguous_format), scorer.contract
+
+    def classify(crops: list[np.ndarray]) -> list[float]:
+        with torch.inference_mode():
+            logits = network(crops_to_tensor(np.stack(crops), contract))
+        return torch.sigmoid(logits.float()).view(-1).tolist()
+
     rows = []
     for path in paths:
-        read_s = detect_s = classify_s = 0.0
+        timings = {"read": 0.0, "detect": 0.0, "crop and classify": 0.0}
         scores: list[float] = []
         frames: list[int] = []
+        crops: list[np.ndarray] = []
         capture = cv2.VideoCapture(path)
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        for index in np.unique(np.linspace(0, total - 1, contract.frames_per_video).round().astype(int)):
-            clock = time.perf_counter()
-            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-            ok, frame = capture.read()
-            read_s += time.perf_counter() - clock
-            if not ok:
-                continue
+        wanted = np.unique(np.linspace(0, total - 1, contract.frames_per_video).round().astype(int))
+        for index, frame in _reference_frames(capture, wanted, style, timings):
             clock = time.perf_counter()
             boxes = detector.detect(frame)
-            detect_s += time.perf_counter() - clock
+            timings["detect"] += time.perf_counter() - clock
+            clock = time.perf_counter()
             for box in boxes:
-                clock = time.perf_counter()
-                crop = crop_face(frame, box, config.faces.margin, config.faces.crop_size)
-                with torch.inference_mode():
-                    logit = network(crops_to_tensor(crop[None], contract))
-                scores.append(float(torch.sigmoid(logit.float()).item()))
-                frames.append(int(index))
-                classify_s += time.perf_counter() - clock
+                crops.append(crop_face(frame, box, config.faces.margin, config.faces.crop_size))
+                frames.append(index)
+                if style == "seek":
+                    scores += classify(crops[-1:])
+            timings["crop and classify"] += time.perf_counter() - clock
         capture.release()
+        if style == "grab" and crops:
+            clock = time.perf_counter()
+            scores = classify(crops)
+            timings["crop and classify"] += time.perf_counter() - clock
         score = aggregate(contract.aggregation, np.array(scores), np.array(frames)) if scores else None
-        rows.append({
-            "video_id": content_id(path), "score": score, "faces": len(scores),
-            "seek and read": read_s, "detect": detect_s, "crop and classify": classify_s,
-        })
+        rows.append({"video_id": content_id(path), "score": score, "faces": len(scores), **timings})
     return rows
 
 
-def reference_mode(clips: list[Path], config: Config, version: int, threads: int) -> ModeResult:
+def _reference_frames(capture: Any, wanted: np.ndarray, style: str, timings: dict[str, float]) -> Any:
+    """(index, BGR frame) for each wanted frame OpenCV can read, timing the reading in ``timings["read"]``."""
+    import cv2
+
+    if style == "seek":
+        for index in wanted:
+            clock = time.perf_counter()
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+            ok, frame = capture.read()
+            timings["read"] += time.perf_counter() - clock
+            if ok:
+                yield int(index), frame
+        return
+    keep = set(wanted.tolist())
+    for index in range(int(wanted.max()) + 1 if len(wanted) else 0):
+        clock = time.perf_counter()
+        ok = capture.grab()
+        frame = capture.retrieve()[1] if ok and index in keep else None
+        timings["read"] += time.perf_counter() - clock
+        if not ok:
+            return
+        if frame is not None:
+            yield index, frame
+
+
+def reference_mode(clips: list[Path], config: Config, version: int, threads: int, style: str) -> ModeResult:
     """(c): the reference loop in one fresh process (its start-up and model load counted, as in (a) and (b))."""
 
     def run() -> list[dict[str, Any]]:
         paths = [str(clip) for clip in clips]
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            return pool.submit(reference_loop, paths, config.model_dump_json(), version, threads).result()
+            return pool.submit(reference_loop, paths, config.model_dump_json(), version, threads, style).result()
 
     rows, usage = measured(run)
-    parts = {name: sum(row[name] for row in rows) for name in ("seek and read", "detect", "crop and classify")}
+    parts = {name: sum(row[name] for row in rows) for name in ("read", "detect", "crop and classify")}
     return ModeResult("reference", len(rows), usage, {row["video_id"]: row["score"] for row in rows},
                       sum(row["faces"] for row in rows), parts)
 
@@ -567,15 +677,25 @@ def projection(fixed_wall: float, video_wall: float, pool: ModeResult | None, re
     return lines
 
 
-def report(results: dict[str, ModeResult], clips: int, seconds: float, gop_s: float, model: str) -> list[str]:
+def _describe_mixed(clips: list[Path]) -> str:
+    """Totals of a mixed set, from the clip names :func:`ensure_mixed_clips` gives."""
+    specs = [MixedClip.number(int(clip.name[4:7])) for clip in clips]
+    sizes = sorted({f"{spec.encoding.width}x{spec.encoding.height}" for spec in specs}, key=lambda size: int(size.split("x")[0]))
+    return (
+        f"{sum(spec.seconds for spec in specs):g} s of video, {min(spec.seconds for spec in specs):g} to "
+        f"{max(spec.seconds for spec in specs):g} s a clip, {', '.join(sizes)}; "
+        f"{sum(spec.encoding.codec == 'h264' for spec in specs)} H.264 (MP4) and "
+        f"{sum(spec.encoding.codec == 'mpeg4' for spec in specs)} MPEG-4 Part 2 (AVI); "
+        f"{sum(spec.encoding.audio for spec in specs)} with audio; keyframes every 1, 2, 5 or 10 s"
+    )
+
+
+def report(results: dict[str, ModeResult], setting: str) -> list[str]:
     """Markdown: throughput per mode with the comparisons the targets name, then where the time went."""
     reference = results.get("reference")
     pool = results.get("pool")
     lines = [
-        (
-            f"{clips} clips of {seconds:g} s, {WIDTH}x{HEIGHT} H.264 at {FPS} fps, keyframe every {gop_s:g} s; model "
-            f"{model}; {WORKERS} worker processes (Spark local[{WORKERS}] or the pool), (c) one process"
-        ),
+        f"{setting}; {WORKERS} worker processes (Spark local[{WORKERS}] or the pool), (c) one process",
         "",
         (
             "| mode | videos | faces | wall s | videos/hour | core-s/video | speed-up vs (c) "
@@ -647,6 +767,16 @@ def main() -> None:
     parser.add_argument("--arch", default="mobilenetv3_small_050", help="detector architecture (the demo's)")
     parser.add_argument("--input-size", type=int, default=128, help="crop size in px (the demo's: 128)")
     parser.add_argument(
+        "--clip-set", choices=("uniform", "mixed"), default="uniform",
+        help="uniform: --clips of --seconds at 720p H.264, a keyframe every --gop-s; mixed: sizes, codecs, "
+             "lengths, audio and GOPs like a platform's uploads (--seconds and --gop-s ignored)",
+    )
+    parser.add_argument(
+        "--reference", choices=("seek", "grab"), default="seek",
+        help="(c) seeks to each frame and classifies one face at a time, or grabs every frame and "
+             "classifies a video's faces in one batch (as public DFDC solutions do)",
+    )
+    parser.add_argument(
         "--reference-threads", type=int, default=1,
         help="torch threads of (c); 2 made one-face forward passes spin on this shared machine (see docs)",
     )
@@ -654,7 +784,10 @@ def main() -> None:
     parser.add_argument("--clips-only", action="store_true", help="make the clips and stop")
     args = parser.parse_args()
     work = args.work.resolve()
-    *clips, single = ensure_clips(work, args.media.resolve(), args.clips + 1, args.seconds, args.gop_s)
+    if args.clip_set == "mixed":
+        *clips, single = ensure_mixed_clips(work, args.media.resolve(), args.clips + 1)
+    else:
+        *clips, single = ensure_clips(work, args.media.resolve(), args.clips + 1, args.seconds, args.gop_s)
     if args.clips_only:
         return
     become_subreaper()
@@ -695,11 +828,17 @@ def main() -> None:
         elif mode == "pool":
             results[mode] = pool_mode(clips, scan_config, version)
         else:
-            results[mode] = reference_mode(clips, scan_config, version, args.reference_threads)
+            results[mode] = reference_mode(clips, scan_config, version, args.reference_threads, args.reference)
         usage = results[mode].usage
         print(f"  {usage.wall_s:.1f} s wall, {usage.core_s:.1f} core-s, load {_load(usage.load_after)} after",
               flush=True)
-    lines = report(results, len(clips), args.seconds, args.gop_s, model)
+    clip_set = (
+        f"{len(clips)} clips of the mixed set ({_describe_mixed(clips)})"
+        if args.clip_set == "mixed"
+        else f"{len(clips)} clips of {args.seconds:g} s, {WIDTH}x{HEIGHT} H.264 at {FPS} fps, keyframe every {args.gop_s:g} s"
+    )
+    reference = f"(c) {args.reference} style, torch on {args.reference_threads} thread(s)"
+    lines = report(results, f"{clip_set}; model {model}; {reference}")
     print()
     print("\n".join(lines))
     (logs / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
