@@ -126,7 +126,7 @@ def judged(spark, trusted, uploads) -> dict[str, str]:
     ]
     merge_insert_new(spark, schema, VERDICTS, spark.createDataFrame(verdicts, VERDICTS.columns))
     run = [(RUN_ID, "manual", SCAN_DATE, "provenance-fixture", 1, "models:/provenance-fixture/1", "pp-test", None,
-            4, None, None, None, "succeeded", None, now, now, None)]
+            4, None, None, None, "succeeded", None, now, now, None, None)]
     merge_insert_new(spark, schema, SCAN_RUNS, spark.createDataFrame(run, SCAN_RUNS.columns))
     ensure_views(spark, schema)
     enqueue_flagged(spark, trusted, RUN_ID)

@@ -121,11 +121,31 @@ def build_spark_session(config: Config) -> SparkSession:
         if config.spark.master.startswith("spark://") and _is_stopped_context(error):
             raise _not_a_master(config.spark.master) from None
         raise
+    _quiet_when_the_jvm_hangs_up(spark.sparkContext)
     with _interrupts_deferred():  # the first catalog access may create the metastore's database
         spark.sparkContext.setLogLevel("WARN")
         spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
         ensure_schema(spark, config.lake.schema_name)
     return spark
+
+
+def _quiet_when_the_jvm_hangs_up(context: SparkContext) -> None:
+    """Say nothing when the JVM closes its end of PySpark's accumulator socket.
+
+    On Ctrl-C the terminal signals the JVM too, and it can close that socket while the driver's
+    accumulator thread still reads it; Python's socket server then prints an EOFError traceback after
+    "interrupted". A broken connection there only means the JVM is stopping; other errors still print.
+    """
+    server = getattr(context, "_accumulatorServer", None)
+    if server is None:
+        return
+    report = server.handle_error
+
+    def handle_error(request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], EOFError | ConnectionError):
+            report(request, client_address)
+
+    server.handle_error = handle_error
 
 
 @contextmanager
