@@ -40,7 +40,7 @@ def example_registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
         )
     registry.set_alias("champion", version.version)
     crops = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    return {"home": home, "registry": registry, "network": network, "contract": contract, "crops": crops}
+    return {"torch": torch, "home": home, "registry": registry, "network": network, "contract": contract, "crops": crops}
 
 
 @pytest.fixture(autouse=True)

@@ -45,6 +45,9 @@ class SparkConfig(_Section):
     verbose_logs: bool = False
     """Spark's own console log as Spark configures it (``deepsift --verbose``); off, the driver logs only
     warnings and errors a user can act on (``deepsift/lake/log4j2.properties``)."""
+    class_archive: bool = True
+    """Start the driver JVM from a class-data archive of the classes deepsift's sessions load, written once
+    by the first JVM that finds none (``deepsift.lake.class_archive``): seconds off every command."""
 
     @field_validator("master")
     @classmethod

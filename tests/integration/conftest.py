@@ -29,13 +29,16 @@ def lake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_config(lake_home: Path) -> Config:
-    """Embedded defaults under a temporary home, on ``local[2]``, YuNet from the package."""
+    """Embedded defaults under a temporary home, on ``local[2]``, YuNet from the package, no class-data archive."""
     return load_config(
         environ={},
         overrides={
             "home": str(lake_home),
             "spark.master": "local[2]",
             "spark.shuffle_partitions": 2,
+            # This JVM lives as long as the test run: writing the class-data archive at its end would only
+            # cost time, and hold the writing back from the child commands, whose JVMs write and map it.
+            "spark.class_archive": False,
         },
     )
 

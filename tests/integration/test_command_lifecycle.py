@@ -167,6 +167,31 @@ def test_commands_started_together_take_turns_or_name_the_holder(env_for):
     assert f"{WAITED} pid {other}: {sys.executable} -m deepsift.cli sql SELECT 1 AS one" in err
 
 
+def test_the_first_command_writes_the_class_archive_and_the_next_one_starts_from_it(env_for, tmp_path):
+    """The driver JVM's class-data archive (``deepsift.lake.class_archive``), in a cache of this test's own."""
+    cache = tmp_path / "user-cache"
+    env = env_for() | {"XDG_CACHE_HOME": str(cache)}
+    statement = ("sql", "SELECT 1 AS one", "--format", "json")
+    first = _deepsift(env, *statement)
+    assert first.returncode == 0, first.stderr[-4000:]
+    [archive] = (cache / "deepsift" / "jvm").iterdir()  # published under its final name, nothing left pending
+    assert archive.suffix == ".jsa"
+    assert archive.stat().st_size > 10_000_000, "the archive holds far fewer classes than a session loads"
+
+    loading = tmp_path / "class-load.log"  # _JAVA_OPTIONS come after the command's own options
+    second = _deepsift(env | {"_JAVA_OPTIONS": f"-Xlog:class+load=info:file={loading}"}, *statement)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert json.loads(second.stdout) == [{"one": 1}]
+    assert "org.apache.spark.SparkContext source: shared objects file (top)" in loading.read_text()
+
+    archive.unlink()
+    archive.write_bytes(b"not an archive" * 1000)  # damaged: the JVM starts without it, and says nothing
+    third = _deepsift(env, *statement)
+    assert third.returncode == 0, third.stderr[-4000:]
+    assert json.loads(third.stdout) == [{"one": 1}]
+    assert "cds" not in third.stderr.lower() and "archive" not in third.stderr.lower(), third.stderr
+
+
 def test_ctrl_c_leaves_no_jvm_no_lock_and_a_metastore_that_works(env_for, media_dir):
     env = env_for()
     owner, derby = _locks(env)

@@ -26,6 +26,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from deepsift.config import Config, ConfigError
+from deepsift.lake.class_archive import ClassArchive, class_archive, user_cache_dir
 from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.metastore import MetastoreLease, hold_metastore
 from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
@@ -42,14 +43,17 @@ locks; Derby recovers on its next boot)."""
 
 _lease: MetastoreLease | None = None
 """This process's turn on the embedded metastore: taken before its JVM starts, given back once it exited."""
+_archive: ClassArchive | None = None
+"""The class-data archive this process's JVM maps or writes (``spark.class_archive``)."""
 
 
 class JavaNotFoundError(RuntimeError):
     """Spark needs a Java 17+ runtime and none was found."""
 
 
-def check_java() -> None:
-    """Fail with a one-line instruction when no ``java`` is reachable (Spark's own error is obscure)."""
+def check_java() -> Path:
+    """The ``java`` Spark will run; fails with a one-line instruction when there is none (Spark's own error
+    is obscure)."""
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
     if not java or not Path(java).exists():
@@ -57,6 +61,7 @@ def check_java() -> None:
             "Java 17 or newer is required: install a JDK (e.g. `apt-get install openjdk-17-jre-headless`) "
             "or set JAVA_HOME"
         )
+    return Path(java)
 
 
 def spark_conf(config: Config) -> dict[str, str]:
@@ -102,18 +107,25 @@ def build_spark_session(config: Config) -> SparkSession:
 
     Before it starts a JVM it waits its turn on an embedded metastore (``lake.metastore_wait_s``).
     """
-    global _lease
-    check_java()
+    global _lease, _archive
+    java = check_java()
     check_master_reachable(config.spark.master)
     if SparkContext._gateway is None and _lease is None:  # noqa: SLF001 - a JVM of this process holds its turn already
         _lease = hold_metastore(config)
+    conf = spark_conf(config)
+    # Under spark-submit the JVM runs already, with the options spark-submit gave it.
+    starts_a_jvm = SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ  # noqa: SLF001
+    if starts_a_jvm and config.spark.class_archive:
+        _archive = _driver_class_archive(java, conf)
+        options = [conf["spark.driver.extraJavaOptions"], *_archive.java_options()]
+        conf["spark.driver.extraJavaOptions"] = " ".join(options)
     # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
     # environment, not spark.pyspark.python, when it starts a session from Python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     config.metastore_dir.mkdir(parents=True, exist_ok=True)
     config.warehouse_dir.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
-    for key, value in spark_conf(config).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         spark = builder.enableHiveSupport().getOrCreate()
@@ -127,6 +139,15 @@ def build_spark_session(config: Config) -> SparkSession:
         spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
         ensure_schema(spark, config.lake.schema_name)
     return spark
+
+
+def _driver_class_archive(java: Path, conf: dict[str, str]) -> ClassArchive:
+    """The class-data archive for a driver JVM run by ``java`` with PySpark's jars and ``spark.jars``."""
+    import pyspark
+
+    class_path = [*Path(pyspark.__file__).parent.joinpath("jars").glob("*.jar")]
+    class_path += [Path(jar) for jar in conf["spark.jars"].split(",") if jar]
+    return class_archive(user_cache_dir(), java, class_path)
 
 
 def _quiet_when_the_jvm_hangs_up(context: SparkContext) -> None:
@@ -188,7 +209,7 @@ def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TI
     its log is switched off first. Under spark-submit the JVM is this process's parent and exits after
     it: only the session stops.
     """
-    global _lease
+    global _lease, _archive
     gateway = SparkContext._gateway  # noqa: SLF001 - PySpark keeps its JVM gateway only here
     if gateway is not None:
         try:
@@ -200,7 +221,10 @@ def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TI
             pass
         if gateway.proc is not None:  # None under spark-submit, whose JVM ends its gateway itself
             gateway.shutdown()  # closes py4j's sockets first, so no thread reports them broken
-            _wait_for_exit(gateway.proc, timeout_s)
+            exited_cleanly = _wait_for_exit(gateway.proc, timeout_s)
+            if _archive is not None:
+                _archive.publish(exited_cleanly and not interrupted)
+                _archive = None
         SparkContext._gateway = SparkContext._jvm = None  # noqa: SLF001 - a later session starts a JVM of its own
     if _lease is not None:
         _lease.release()
@@ -224,14 +248,16 @@ def spark_scope() -> Iterator[None]:
             stop_spark_session(interrupted)
 
 
-def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> None:
+def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> bool:
+    """Close the JVM's standard input and wait for it to exit; whether it exited by itself with status 0."""
     if process.stdin is not None:
         process.stdin.close()
     try:
-        process.wait(timeout=timeout_s)
+        return process.wait(timeout=timeout_s) == 0
     except subprocess.TimeoutExpired:  # stuck in its shutdown hooks, which SIGTERM would only run again
         process.kill()
         process.wait()
+        return False
 
 
 def check_master_reachable(master: str) -> None:

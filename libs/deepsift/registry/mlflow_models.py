@@ -25,13 +25,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
-import timm
-import torch
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, Metric, Param
 from mlflow.entities.model_registry import ModelVersion
@@ -39,13 +37,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.types import Schema, TensorSpec
-from torch import nn
 
 import deepsift
 from deepsift.config import CpuEngine, MlflowConfig
-from deepsift.detect.architectures import UnknownArchitectureError, build_detector_network
 from deepsift.detect.contract import CONTRACT_FILE, PreprocessContract
-from deepsift.detect.scoring import FaceScorer
 from deepsift.registry.errors import (
     CheckpointError,
     CheckpointMismatchError,
@@ -55,6 +50,12 @@ from deepsift.registry.errors import (
     ModelNotFoundError,
     RegistryError,
 )
+
+if TYPE_CHECKING:  # torch, timm and the network code load only where a network is built: not on a scan's driver
+    import torch
+    from torch import nn
+
+    from deepsift.detect.scoring import FaceScorer
 
 STATE_DICT_FILE = "state_dict.pt"
 MODEL_CARD_FILE = "model_card.md"
@@ -513,6 +514,8 @@ class DetectorRegistry:
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """A checkpoint file's state dict, read as plain tensors, unwrapped and without ``module.``."""
+    import torch
+
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for unreadable files; none may escape raw
@@ -546,6 +549,11 @@ def scorer_from_files(
 
     Errors name ``label`` (e.g. ``"deepsift-detector version 3"``) and the file.
     """
+    import torch
+
+    from deepsift.detect.architectures import UnknownArchitectureError
+    from deepsift.detect.scoring import FaceScorer
+
     contract = read_contract(contract_path, label)
     try:
         state_dict = torch.load(state_dict_path, map_location="cpu", weights_only=True)
@@ -564,6 +572,8 @@ def scorer_from_files(
 
 def load_into_network(architecture: str, state_dict: Mapping[str, Any]) -> nn.Module:
     """Build ``architecture`` and load ``state_dict`` into it, or raise :class:`CheckpointMismatchError`."""
+    from deepsift.detect.architectures import build_detector_network
+
     network = build_detector_network(architecture)
     problem = state_dict_problem(network, state_dict)
     if problem:
@@ -574,6 +584,8 @@ def load_into_network(architecture: str, state_dict: Mapping[str, Any]) -> nn.Mo
 
 def state_dict_problem(network: nn.Module, state_dict: Mapping[str, Any]) -> str | None:
     """The first way ``state_dict`` fails to fit ``network`` (missing, mis-shaped or unexpected key)."""
+    import torch
+
     expected = network.state_dict()
     problems: list[str] = []
     for key, tensor in expected.items():
@@ -625,6 +637,8 @@ def _save_pyfunc(
     model_id: str,
 ) -> Path:
     """Write the models-from-code pyfunc directory for one version under ``scratch``."""
+    import torch
+
     files = scratch / "files"
     files.mkdir()
     torch.save(state_dict, files / STATE_DICT_FILE)
@@ -664,6 +678,9 @@ def _contract_params(contract: PreprocessContract) -> dict[str, str]:
 
 def _pip_requirements() -> list[str]:
     """Pinned to what logged the model, so that a served copy rebuilds the same network."""
+    import timm
+    import torch
+
     return [
         f"deepsift=={deepsift.__version__}",
         f"mlflow=={mlflow.__version__}",

@@ -58,7 +58,6 @@ class Listing:
 class IngestSummary:
     files: int
     new_videos: int
-    videos_total: int
     probe_errors: dict[str, int]
     missing_inputs: list[str]
     seconds: float
@@ -150,7 +149,6 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
     return IngestSummary(
         files=len(listing.uris),
         new_videos=new_videos,
-        videos_total=spark.table(table).count(),
         probe_errors=_sum_by(counts, "reason"),
         missing_inputs=listing.missing,
         seconds=(datetime.now(UTC) - started).total_seconds(),
