@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from datetime import date
 
-from deepsift.lake.tables import ALL_TABLES, FACES, VIDEOS, ensure_tables
+from deepsift.lake.tables import ALL_TABLES, FACE_SCORES, FACES, VIDEOS, append_once, ensure_tables, table_version
 
 
 def test_tables_are_delta_with_the_contract_columns(spark, lake_config):
@@ -29,6 +30,28 @@ def test_ensure_tables_keeps_existing_rows(spark, lake_config):
     )
     ensure_tables(spark, schema)
     assert spark.table(f"{schema}.extractions").count() == 1
+
+
+def test_a_run_appended_twice_from_the_same_table_version_is_written_once(spark, lake_config):
+    schema = lake_config.lake.schema_name
+    ensure_tables(spark, schema, (FACE_SCORES,))
+
+    def scores(run_id: str):
+        rows = [(run_id, "v1", "pp", frame, 0, "detector", 1, 0.25, date(2026, 12, 4)) for frame in range(3)]
+        return spark.createDataFrame(rows, FACE_SCORES.columns)
+
+    read = table_version(spark, schema, FACE_SCORES)
+    append_once(spark, schema, FACE_SCORES, scores("run-a"), writer="run-a", read_version=read)
+    assert table_version(spark, schema, FACE_SCORES) == read + 1
+    # the same run written again from the version it read (a second process, or a retry): skipped
+    append_once(spark, schema, FACE_SCORES, scores("run-a"), writer="run-a", read_version=read)
+    assert table_version(spark, schema, FACE_SCORES) == read + 1
+    # another run from that version is another writer: written
+    append_once(spark, schema, FACE_SCORES, scores("run-b"), writer="run-b", read_version=read)
+    table = spark.table(FACE_SCORES.qualified(schema))
+    assert sorted((row.run_id, row.frame_index) for row in table.collect()) == [
+        (run, frame) for run in ("run-a", "run-b") for frame in range(3)
+    ]
 
 
 def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):

@@ -15,18 +15,31 @@ from deepsift.lake.class_archive import ClassArchive, class_archive
 JAVA = Path("/usr/bin/true")
 
 
-def _archive(folder: Path, *jars: Path) -> ClassArchive:
-    return class_archive(folder, JAVA, list(jars))
+def _archive(folder: Path, *added_jars: Path) -> ClassArchive:
+    return class_archive(folder, JAVA, [], list(added_jars))
 
 
-def test_the_archive_name_changes_with_the_jars_it_was_written_for(tmp_path):
+def test_the_archive_name_changes_with_the_jars_spark_adds(tmp_path):
     jar = tmp_path / "delta-spark.jar"
     jar.write_bytes(b"one")
     before = _archive(tmp_path / "jvm", jar).path
     assert _archive(tmp_path / "jvm", jar).path == before  # the same JVM and jars: the same archive
+    copy = tmp_path / "another-home" / "delta-spark.jar"
+    copy.parent.mkdir()
+    copy.write_bytes(b"one")
+    assert _archive(tmp_path / "jvm", copy).path == before  # the same jar in another home: shared
     jar.write_bytes(b"three")
     assert _archive(tmp_path / "jvm", jar).path != before
     assert _archive(tmp_path / "jvm").path != before
+
+
+def test_a_class_path_moved_elsewhere_gets_an_archive_of_its_own(tmp_path):
+    """HotSpot would map an archive over a class path moved whole; Derby's sealed packages then fail."""
+    first, second = tmp_path / "venv-a" / "derby.jar", tmp_path / "venv-b" / "derby.jar"
+    for jar in (first, second):
+        jar.parent.mkdir()
+        jar.write_bytes(b"derby")
+    assert class_archive(tmp_path, JAVA, [first], []).path != class_archive(tmp_path, JAVA, [second], []).path
 
 
 def test_a_jvm_writes_the_archive_that_is_missing_and_the_next_maps_it_once_published(tmp_path):

@@ -77,17 +77,19 @@ def user_cache_dir() -> Path:
     return Path(base) / "deepsift" / "jvm"
 
 
-def class_archive(folder: Path, java: Path, class_path: list[Path]) -> ClassArchive:
-    """The archive in ``folder`` for the JVM at ``java`` running ``class_path`` (the JVM's class path and the
-    jars Spark adds).
+def class_archive(folder: Path, java: Path, class_path: list[Path], added_jars: list[Path]) -> ClassArchive:
+    """The archive in ``folder`` for the JVM at ``java`` with ``class_path`` (PySpark's jars) and the jars
+    Spark adds to it at run time (``spark.jars``).
 
-    The digest covers the JVM binary's real path and its library's size and time, and every jar's name
-    and size: the JVM checks the class path itself before it maps an archive, and the size and checksum of
-    each archived class from an added jar before it uses it, so a stale archive costs speed, never
-    correctness.
+    The digest covers the JVM binary's real path and its library's size and time; each class path jar's
+    real path, size and time; and each added jar's name and size. The real paths matter: HotSpot maps an
+    archive over a class path moved elsewhere whole (another virtual environment), and classes of a sealed
+    package would then come from two places (Derby's refuse to start). Added jars are loaded by Spark's own
+    class loader, which takes an archived class only when its size and checksum match the jar's, so the
+    same jars copied into another home share the archive.
 
     >>> import tempfile
-    >>> archive = class_archive(Path(tempfile.mkdtemp()), Path("/usr/bin/true"), [])
+    >>> archive = class_archive(Path(tempfile.mkdtemp()), Path("/usr/bin/true"), [], [])
     >>> archive.java_options()[-1].startswith("-XX:ArchiveClassesAtExit=")
     True
     >>> archive.pending.write_bytes(b"classes")
@@ -98,7 +100,9 @@ def class_archive(folder: Path, java: Path, class_path: list[Path]) -> ClassArch
     """
     java = java.resolve()
     parts = [str(java), *_stamp(java), *_stamp(_jvm_library(java))]
-    for jar in sorted(class_path, key=lambda path: path.name):
+    for jar in sorted(path.resolve() for path in class_path):
+        parts += [str(jar), *_stamp(jar)]
+    for jar in sorted(added_jars, key=lambda path: path.name):
         parts += [jar.name, _stamp(jar)[0]]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return ClassArchive(folder / f"classes-{digest}.jsa")

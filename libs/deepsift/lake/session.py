@@ -146,8 +146,8 @@ def _driver_class_archive(java: Path, conf: dict[str, str]) -> ClassArchive:
     import pyspark
 
     class_path = [*Path(pyspark.__file__).parent.joinpath("jars").glob("*.jar")]
-    class_path += [Path(jar) for jar in conf["spark.jars"].split(",") if jar]
-    return class_archive(user_cache_dir(), java, class_path)
+    added_jars = [Path(jar) for jar in conf["spark.jars"].split(",") if jar]
+    return class_archive(user_cache_dir(), java, class_path, added_jars)
 
 
 def _quiet_when_the_jvm_hangs_up(context: SparkContext) -> None:

@@ -1,7 +1,8 @@
-"""Delta table contracts and the idempotent MERGE that writes them.
+"""Delta table contracts and the idempotent writes to them.
 
 Each table is declared once here, as a :class:`TableSpec` (columns, key, partitioning); the DDL, the
-writers and ``docs/tables.md`` all follow from it. Every write is a Delta MERGE on the table's key, so
+writers and ``docs/tables.md`` all follow from it. Every write is a Delta MERGE on the table's key, or,
+where only one run writes a key, an append that Delta commits once per run (:func:`append_once`), so
 running the same step twice adds no rows.
 """
 
@@ -305,6 +306,40 @@ def merge_insert_new(spark: SparkSession, schema: str, table: TableSpec, rows: D
     )
     (counts,) = metrics.collect()
     return int(counts["num_inserted_rows"])
+
+
+def table_version(spark: SparkSession, schema: str, table: TableSpec) -> int:
+    """The table's latest Delta version: read it before computing rows for :func:`append_once`."""
+    (latest,) = DeltaTable.forName(spark, table.qualified(schema)).history(1).select("version").collect()
+    return int(latest["version"])
+
+
+def append_once(
+    spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame, writer: str, read_version: int
+) -> None:
+    """Append ``rows`` in one commit, which Delta skips if ``writer`` appended since ``read_version``.
+
+    For rows whose keys only ``writer`` writes, computed from the table as of ``read_version`` or later to
+    leave out the keys it holds (a scan run's scores of the faces it has not scored yet): no MERGE, whose
+    join reads the whole table on every run. The commit carries a Delta transaction id, ``txnAppId``
+    ``<table>:<writer>`` and ``txnVersion`` ``read_version``, and Delta skips a commit whose application
+    committed at that version or a later one: a second process writing the same run at the same time
+    (both read the same version and computed the same rows) adds nothing.
+
+    For example (it needs a SparkSession)::
+
+        version = table_version(spark, "deepsift", FACE_SCORES)
+        new_scores = ...  # this run's scores of faces it has no score for in that version
+        append_once(spark, "deepsift", FACE_SCORES, new_scores, writer=run_id, read_version=version)
+    """
+    (
+        rows.select(*table.column_names())
+        .write.format("delta")
+        .mode("append")
+        .option("txnAppId", f"{table.name}:{writer}")
+        .option("txnVersion", read_version)
+        .saveAsTable(table.qualified(schema))
+    )
 
 
 def merge_upsert(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:

@@ -7,8 +7,10 @@ GPUs, through a ResourceProfile where executors have them (``deepsift.detect.dev
 scores on the GPU Spark assigned it, else a GPU it sees (local mode), else the CPU. Crops are read
 from ``faces`` (no decoding of videos), decoded and scored in batches of ``detect.cpu_batch_size`` or
 ``detect.gpu_batch_size`` whatever size Arrow hands them over in; on a CPU the network runs on
-``detect.cpu_engine``. The scores are checkpointed once and MERGEd into
-``face_scores`` (insert-only on its key), so a rerun or a retried job adds nothing.
+``detect.cpu_engine``. The scores are checkpointed once and appended to ``face_scores``: every key
+holds the run's id, and the run scores only faces it has no score for, so no MERGE has to read the
+whole table; a rerun adds nothing, and a run written twice at once is written once
+(:func:`deepsift.lake.tables.append_once`).
 
 Executors must reach the driver's MLflow store: a tracking server on a cluster; the embedded SQLite
 store under ``home`` only where executors share the driver's filesystem (local mode).
@@ -28,7 +30,16 @@ from pyspark.sql import functions as F
 from deepsift.config import Config, CpuEngine, MlflowConfig
 from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf, plan_detect
 from deepsift.detect.scoring import FaceScorer, default_device
-from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.lake.tables import (
+    EXTRACTIONS,
+    FACE_SCORES,
+    FACES,
+    SCAN_TABLES,
+    VERDICTS,
+    append_once,
+    ensure_tables,
+    table_version,
+)
 from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 
@@ -105,7 +116,10 @@ def score_faces(
     ensure_tables(spark, schema, (FACES, *SCAN_TABLES))
     run_id = scan_run_id(scan_date, model.name, model.version, preprocess_version)
     wanted = videos_to_scan(spark, config, model, preprocess_version) if video_ids is None else video_ids
-    done = spark.table(FACE_SCORES.qualified(schema)).where(F.col("run_id") == run_id)
+    read_version = table_version(spark, schema, FACE_SCORES)  # before ``done`` is read: see append_once
+    done = spark.table(FACE_SCORES.qualified(schema)).where(
+        (F.col("scan_date") == F.lit(scan_date)) & (F.col("run_id") == run_id)  # the date prunes partitions
+    )
     faces = (
         spark.table(FACES.qualified(schema))
         .where(F.col("preprocess_version") == preprocess_version)
@@ -143,8 +157,8 @@ def score_faces(
         F.max(F.col("detect_path") == "cpu").alias("on_cpu"),
         F.max(F.col("detect_engine") == "torch").alias("torch"),
     ).collect()
-    if totals["faces"]:
-        merge_insert_new(spark, schema, FACE_SCORES, scored)  # writes the table's columns: the task's path stays out
+    if totals["faces"]:  # the run's own keys, none of them in the table: an append, not a MERGE over all scores
+        append_once(spark, schema, FACE_SCORES, scored, writer=run_id, read_version=read_version)
     if config.detect.cpu_engine == "onnxruntime" and totals["on_cpu"] and totals["torch"]:
         log.warning(
             "detect.cpu_engine is onnxruntime, but some CPU tasks scored with torch: the ONNX export failed or "
