@@ -77,6 +77,8 @@ DEFAULT_WORK = REPO_ROOT / ".deepsift" / "bench" / "scan"
 DEFAULT_MEDIA = REPO_ROOT.parent / "shared" / "media"
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 MODES = ("scan", "pool", "reference")
+CLIP_TIMEOUT_S = 600
+"""An FFmpeg call making a clip takes seconds; one that runs this long is stuck, and the bench stops."""
 LABELS = {
     "single": "(a1) deepsift scan of one more clip alone",
     "scan": "(a) deepsift scan, local[2]",
@@ -193,17 +195,21 @@ def encode_clip(
     segment = target.with_suffix(".segment" + encoding.suffix)
     partial = target.with_suffix(".part" + encoding.suffix)
     tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100,aformat=channel_layouts=stereo"]
+    # genpts: a looped AVI without frame timestamps (the shared 576p clip) restarts its clock on every loop,
+    # and the encode then never reaches its length
     subprocess.run(
-        [*quiet, "-stream_loop", "-1", "-ss", f"{variant.offset_s}", "-i", str(source),
+        [*quiet, "-stream_loop", "-1", "-fflags", "+genpts", "-ss", f"{variant.offset_s}", "-i", str(source),
          *(tone if encoding.audio else []), "-map", "0:v:0", *(["-map", "1:a:0"] if encoding.audio else []),
          "-t", f"{segment_seconds(seconds, gop_s)}", "-vf", variant.filters(encoding.width, encoding.height),
          *encoding.arguments(gop), str(segment)],
         check=True,
+        timeout=CLIP_TIMEOUT_S,
     )
     subprocess.run(
         [*quiet, "-stream_loop", "-1", "-i", str(segment), "-t", f"{seconds}", "-c", "copy",
          *(["-movflags", "+faststart"] if encoding.codec == "h264" else []), str(partial)],
         check=True,
+        timeout=CLIP_TIMEOUT_S,
     )
     segment.unlink()
     partial.rename(target)
