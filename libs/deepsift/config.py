@@ -2,7 +2,8 @@
 
 Loaded once at the entrypoint (`load_config`) from, in increasing priority: built-in defaults, a
 YAML file (``--config`` or ``DEEPSIFT_CONFIG``), and ``DEEPSIFT_*`` environment variables, then
-passed down explicitly. Environment keys use a double underscore between levels:
+passed down explicitly; pydantic-settings reads and layers the sources. Environment keys use a
+double underscore between levels:
 ``DEEPSIFT_SPARK__MASTER=local[2]``, ``DEEPSIFT_FACES__DETECTOR=haar``; ``DEEPSIFT_HOME`` sets
 ``home``. A bad value fails fast with :class:`ConfigError`, naming the key and what is allowed.
 """
@@ -11,14 +12,29 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from pydantic.fields import FieldInfo
 
 ENV_PREFIX = "DEEPSIFT_"
 ENV_LEVEL_SEPARATOR = "__"
+CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 
 
 MASTER_PATTERN = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spark://.+|k8s://.+|yarn")
@@ -163,8 +179,39 @@ class ProvenanceConfig(_Section):
     """A larger manifest store is not parsed: the video's credentials are ``invalid`` (manifest_too_large)."""
 
 
-class Config(_Section):
-    """The whole deepsift configuration."""
+class _HomeFolder:
+    """A folder under ``home``, resolved when read: every embedded store keeps its files in one.
+
+    A descriptor rather than one property per folder, so each folder is a single line on :class:`Config`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, config: None, owner: type[Config]) -> _HomeFolder: ...
+
+    @overload
+    def __get__(self, config: Config, owner: type[Config]) -> Path: ...
+
+    def __get__(self, config: Config | None, owner: type[Config]) -> Path | _HomeFolder:
+        return self if config is None else config.home.resolve() / self._name
+
+
+class Config(BaseSettings):
+    """The whole deepsift configuration.
+
+    Built in code, it holds its arguments and the defaults only; :func:`load_config` adds the YAML file
+    and the ``DEEPSIFT_*`` environment under them (see :meth:`settings_customise_sources`).
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_LEVEL_SEPARATOR,
+    )
 
     home: Path = Path(".deepsift")
     """Holds the lakehouse, the metastore, the MLflow store and caches on the embedded defaults."""
@@ -177,81 +224,134 @@ class Config(_Section):
     detect: DetectConfig = Field(default_factory=DetectConfig)
     provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
 
-    @property
-    def warehouse_dir(self) -> Path:
-        return self.home.resolve() / "warehouse"
+    warehouse_dir: ClassVar[_HomeFolder] = _HomeFolder("warehouse")
+    metastore_dir: ClassVar[_HomeFolder] = _HomeFolder("metastore")
+    cache_dir: ClassVar[_HomeFolder] = _HomeFolder("cache")
+    checkpoint_dir: ClassVar[_HomeFolder] = _HomeFolder("checkpoints")
 
-    @property
-    def metastore_dir(self) -> Path:
-        return self.home.resolve() / "metastore"
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The arguments first, then the layers :func:`load_config` is reading, if any, highest first.
 
-    @property
-    def cache_dir(self) -> Path:
-        return self.home.resolve() / "cache"
+        The process environment is not read here: ``load_config(environ=...)`` decides which environment
+        counts, and a ``Config`` built in code (tests, ``model_copy``) depends on its arguments alone.
+        """
+        return (init_settings, *_LOADING.get())
 
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.home.resolve() / "checkpoints"
+
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("deepsift_config_layers", default=())
+"""The environment and YAML sources of the :func:`load_config` call in progress in this context."""
 
 
 def load_config(
     path: str | os.PathLike[str] | None = None,
-    environ: dict[str, str] | None = None,
-    overrides: dict[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Build the configuration from defaults, an optional YAML file, the environment and overrides.
+
+    In increasing priority: defaults, the YAML file (``path``, else ``DEEPSIFT_CONFIG``), the
+    ``DEEPSIFT_*`` variables of ``environ`` (the process environment when ``None``; ``{}`` isolates
+    from it), then ``overrides`` keyed by dotted names (``{"spark.master": "local[1]"}``).
 
     >>> load_config(environ={"DEEPSIFT_SPARK__MASTER": "local[2]"}).spark.master
     'local[2]'
     """
     environ = dict(os.environ if environ is None else environ)
-    data: dict[str, Any] = {}
-    path = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    path = path or environ.get(CONFIG_VARIABLE)
+    layers: list[PydanticBaseSettingsSource] = [_EnvironmentSource(environ)]
     if path:
-        data = _read_yaml(Path(path))
-    for key, value in sorted(environ.items()):
-        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
-            continue
-        dotted = key[len(ENV_PREFIX):].lower().split(ENV_LEVEL_SEPARATOR)
-        _set_dotted(data, dotted, _parse_env_value(value))
+        layers.append(_YamlFileSource(Path(path)))
+    arguments: dict[str, Any] = {}
     for dotted_key, value in (overrides or {}).items():
-        _set_dotted(data, dotted_key.split("."), value)
+        _place(arguments, dotted_key.split("."), value)
+    token = _LOADING.set(tuple(layers))
     try:
-        return Config.model_validate(data)
+        return Config(**arguments)
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
+    finally:
+        _LOADING.reset(token)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(loaded).__name__}")
-    return loaded
+class _EnvironmentSource(EnvSettingsSource):
+    """The ``DEEPSIFT_*`` variables of a given environment, one level of sections per ``__``.
+
+    Plain values reach pydantic as text and are converted by the field's type; a section or mapping
+    given whole (``DEEPSIFT_SPARK__EXTRA_CONF={spark.a: '1'}``) is YAML, so JSON works too. A
+    ``DEEPSIFT_*`` variable that names no key is kept, so validation refuses it by name.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = {
+            name.lower(): value
+            for name, value in environ.items()
+            if name.startswith(ENV_PREFIX) and name != CONFIG_VARIABLE
+        }
+        super().__init__(Config, case_sensitive=False)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._environ
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        """A whole section or mapping in one variable, read as YAML (a superset of JSON's objects)."""
+        try:
+            return yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
+        except yaml.YAMLError:
+            return value
+
+    def __call__(self) -> dict[str, Any]:
+        """The variables as nested sections, with those that name no known key placed where they point."""
+        data = super().__call__()
+        for name, value in sorted(self._environ.items()):
+            keys = name[len(ENV_PREFIX):].split(ENV_LEVEL_SEPARATOR)
+            _place(data, keys, value, keep=True)
+        return data
 
 
-def _parse_env_value(value: str) -> Any:
-    """Environment values are YAML scalars, so ``2``, ``true`` and ``{a: b}`` get their types."""
-    try:
-        return yaml.safe_load(value) if value.strip() else value
-    except yaml.YAMLError:
-        return value
+class _YamlFileSource(YamlConfigSettingsSource):
+    """The YAML file a deployment mounts; a missing or malformed one is an error that names it."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a file")
+        super().__init__(Config, yaml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            loaded = yaml.safe_load(file_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {file_path} is not valid YAML: {error}") from None
+        if loaded is None:
+            return {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file_path} must hold a mapping of keys, not {type(loaded).__name__}")
+        return loaded
 
 
-def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+def _place(data: dict[str, Any], keys: list[str], value: Any, keep: bool = False) -> None:
+    """Set ``value`` at the nested key ``keys``, creating sections on the way.
+
+    ``keep`` leaves a value already there in place. Where the way passes through a value rather than a
+    section, that is a :class:`ConfigError` naming both.
+    """
     node = data
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             raise ConfigError(f"config key {'.'.join(keys)}: {key} is a value, not a section")
         node = child
-    node[keys[-1]] = value
+    if not (keep and keys[-1] in node):
+        node[keys[-1]] = value
 
 
 def _describe(error: ValidationError) -> str:
