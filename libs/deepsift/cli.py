@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
+from deepsift.errors import DeepsiftError
 from deepsift.logs import configure_logging
 from deepsift.progress import show_steps
 
@@ -48,12 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("[red]interrupted[/red]")
         return 130
-    except ConfigError as error:
+    except ConfigError as error:  # a DeepsiftError too, told apart by its own words and exit status
         errors.print(f"[red]configuration error:[/red] {error}")
         return 2
-    except Exception as error:
-        if not isinstance(error, _user_errors()):
-            raise
+    except (DeepsiftError, FileNotFoundError) as error:  # anything else is a bug: its traceback shows
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         return 1
 
@@ -617,34 +616,6 @@ def _print_where(config: Config) -> None:
         f"  SELECT verdict, reason, count(*) FROM {config.lake.schema_name}.verdicts GROUP BY verdict, reason"
     )
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Failures a user can fix from the message alone; imported late to keep ``--help`` fast."""
-    from deepsift.detect.architectures import UnknownArchitectureError
-    from deepsift.detect.corpus import CorpusError
-    from deepsift.detect.pretrained import PretrainedWeightsError
-    from deepsift.detect.quality import LabelsFileError
-    from deepsift.detect.training import TrainingDataError
-    from deepsift.faces.weights import WeightsError
-    from deepsift.lake.jars import JarDownloadError
-    from deepsift.lake.metastore import MetastoreLockedError
-    from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
-    from deepsift.lake.session import JavaNotFoundError
-    from deepsift.local_server import ServerStartError
-    from deepsift.orchestration.submit import MasterUnreachableError
-    from deepsift.registry.errors import RegistryError
-    from deepsift.reports.daily import ReportPathError
-    from deepsift.review.decisions import ReviewFileError
-    from deepsift.sql.analyst import AnalystError
-    from deepsift.stages.ingest import NoInputError
-    from deepsift.stages.scan import ContractMismatchError
-
-    return (
-        AnalystError, ServerStartError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
-        ContractMismatchError, ReviewFileError, ReportPathError,
-        JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
-        MasterUnreachableError, TrainingDataError, CorpusError, PretrainedWeightsError, LabelsFileError, WeightsError,
-    )
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deepsift.errors import DeepsiftError
+
 ENV_PREFIX = "DEEPSIFT_"
 ENV_LEVEL_SEPARATOR = "__"
 
@@ -24,7 +26,7 @@ ENV_LEVEL_SEPARATOR = "__"
 MASTER_PATTERN = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spark://.+|k8s://.+|yarn")
 
 
-class ConfigError(ValueError):
+class ConfigError(DeepsiftError, ValueError):
     """A configuration value is missing, unknown or out of range; the message names the key."""
 
 
