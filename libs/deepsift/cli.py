@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from deepsift.stages.scan import ScanOutcome
     from deepsift.stages.train import DataSelection, TrainOutcome
 
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001 - argparse names it no other way
+    """What ``add_subparsers`` returns: each ``_add_*_commands`` function adds its commands to it."""
+
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -58,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, then each group of commands from a function of its own."""
     parser = argparse.ArgumentParser(prog="deepsift", description="Sift uploaded videos for deepfakes.")
     parser.add_argument("--config", help="YAML config file (default: $DEEPSIFT_CONFIG, else built-in defaults)")
     parser.add_argument(
@@ -65,7 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         help="Spark's own console log, not only what a user can act on (spark.verbose_logs)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_pipeline_commands(commands)
+    _add_training_commands(commands)
+    _add_models_commands(commands)
+    _add_review_commands(commands)
+    _add_report_command(commands)
+    _add_sql_command(commands)
+    _add_server_commands(commands)
+    _add_demo_command(commands)
+    return parser
 
+
+def _add_pipeline_commands(commands: Commands) -> None:
+    """The pipeline's steps a user runs by hand: ingest, extract, scan and rescore."""
     ingest = commands.add_parser("ingest", help="probe video files and record them in the videos table")
     ingest.add_argument("paths", nargs="+", help="folders, globs, files or filesystem URIs")
     ingest.add_argument("--date", type=date.fromisoformat, help="ingest date recorded on new rows (default: today, UTC)")
@@ -87,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--date", type=date.fromisoformat, help="scan date recorded on the rows (default: today)")
     rescore.set_defaults(handler=_rescore)
 
+
+def _add_training_commands(commands: Commands) -> None:
+    """Making and measuring detectors: train, starter and evaluate."""
     train = commands.add_parser(
         "train", help="train a detector on real faces (the faces table, a corpus, or both) and register it (@challenger)"
     )
@@ -112,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_selection(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_models_commands(commands: Commands) -> None:
+    """``deepsift models list | show | promote | import``: the registered detector versions."""
     models = commands.add_parser("models", help="list, show, promote and import detector versions")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     model_commands.add_parser("list", help="every registered version").set_defaults(handler=_models_list)
@@ -129,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--model-card", type=Path, help="markdown describing the checkpoint's origin")
     imported.set_defaults(handler=_models_import)
 
+
+def _add_review_commands(commands: Commands) -> None:
+    """``deepsift review export | import``: the moderation queue as CSV, out and back."""
     review = commands.add_parser("review", help="the moderation queue: export pending items, import decisions")
     review_commands = review.add_subparsers(dest="review_command", required=True)
     export = review_commands.add_parser("export", help="pending items as CSV, highest priority first")
@@ -139,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     decisions.add_argument("file", type=Path, help="CSV with decision (confirmed_fake, confirmed_real, dismissed)")
     decisions.set_defaults(handler=_review_import)
 
+
+def _add_report_command(commands: Commands) -> None:
+    """``deepsift report``: one scan date's moderation report."""
     report = commands.add_parser("report", help="write one scan date's moderation report (one HTML file) and record it")
     report.add_argument("--date", type=date.fromisoformat, help="scan date to report (default: today, UTC)")
     report.add_argument("--out", type=Path, help="HTML file to write (default: <home>/reports/<date>.html)")
@@ -150,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_report)
 
+
+def _add_sql_command(commands: Commands) -> None:
+    """``deepsift sql``: one read-only statement or saved query, printed as a table, CSV or JSON."""
     sql = commands.add_parser(
         "sql", help="run one read-only SQL statement or saved query over the tables and views",
         description="Only queries run: SELECT, WITH, VALUES, SHOW, DESCRIBE, EXPLAIN, USE and SET; writes are refused. "
@@ -163,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--max-rows", type=_positive_int, default=10_000, help="rows to print at most (default: 10000)")
     sql.set_defaults(handler=_sql)
 
+
+def _add_server_commands(commands: Commands) -> None:
+    """The foreground servers on 127.0.0.1: ``sql-server`` (JDBC/ODBC) and ``mlflow-ui``."""
     sql_server = commands.add_parser(
         "sql-server", help="serve the tables read-only over JDBC/ODBC (Spark Thrift server) on 127.0.0.1 until Ctrl-C",
         description="Runs the Spark Thrift server in the foreground over this home's warehouse and metastore, "
@@ -180,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
     mlflow_ui.add_argument("--port", type=_positive_int, default=5000, help="TCP port (default: 5000)")
     mlflow_ui.set_defaults(handler=_mlflow_ui)
 
+
+def _add_demo_command(commands: Commands) -> None:
+    """``deepsift demo``: the whole job on generated clips, for a fresh clone."""
     demo = commands.add_parser(
         "demo", help="the whole job on generated demo clips: ingest, a detector if none, scan, verdicts"
     )
@@ -188,7 +225,6 @@ def _parser() -> argparse.ArgumentParser:
         "--corpus", type=Path, help="real faces to train the quick starter detector on when no champion exists"
     )
     demo.set_defaults(handler=_demo)
-    return parser
 
 
 def _add_training(parser: argparse.ArgumentParser) -> None:
@@ -208,6 +244,7 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
+    """The flags that narrow which ingested videos a command trains or evaluates on (``DataSelection``)."""
     parser.add_argument("--since", type=date.fromisoformat, help="only videos ingested on or after this date")
     parser.add_argument("--until", type=date.fromisoformat, help="only videos ingested on or before this date")
     parser.add_argument("--uri-prefix", help="only videos with a URI under this prefix")
