@@ -582,8 +582,9 @@ def _print_scan(spark: SparkSession, config: Config, outcome: ScanOutcome) -> No
     schema = config.lake.schema_name
     rows = spark.sql(
         f"SELECT v.uri, d.verdict, d.score, d.reason FROM {VERDICTS.qualified(schema)} d "
-        f"JOIN {VIDEOS.qualified(schema)} v USING (video_id) WHERE d.run_id = '{outcome.run_id}' "
-        "ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50"
+        f"JOIN {VIDEOS.qualified(schema)} v USING (video_id) WHERE d.run_id = :run_id "
+        "ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50",
+        args={"run_id": outcome.run_id},
     ).collect()
     table = Table("video", "verdict", "score", "reason", title=f"verdicts of {outcome.run_id}")
     for row in rows:
