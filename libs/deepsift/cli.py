@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deepsift.config import Config, ConfigError, load_config
+from deepsift.errors import DeepsiftError
 from deepsift.logs import configure_logging
 from deepsift.progress import show_steps
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from deepsift.sql.analyst import QueryResult
     from deepsift.stages.scan import ScanOutcome
     from deepsift.stages.train import DataSelection, TrainOutcome
+
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001 - argparse names it no other way
+    """What ``add_subparsers`` returns: each ``_add_*_commands`` function adds its commands to it."""
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -48,17 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("[red]interrupted[/red]")
         return 130
-    except ConfigError as error:
+    except ConfigError as error:  # a DeepsiftError too, told apart by its own words and exit status
         errors.print(f"[red]configuration error:[/red] {error}")
         return 2
-    except Exception as error:
-        if not isinstance(error, _user_errors()):
-            raise
+    except (DeepsiftError, FileNotFoundError) as error:  # anything else is a bug: its traceback shows
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         return 1
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, then each group of commands from a function of its own."""
     parser = argparse.ArgumentParser(prog="deepsift", description="Sift uploaded videos for deepfakes.")
     parser.add_argument("--config", help="YAML config file (default: $DEEPSIFT_CONFIG, else built-in defaults)")
     parser.add_argument(
@@ -66,7 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         help="Spark's own console log, not only what a user can act on (spark.verbose_logs)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_pipeline_commands(commands)
+    _add_training_commands(commands)
+    _add_models_commands(commands)
+    _add_review_commands(commands)
+    _add_report_command(commands)
+    _add_sql_command(commands)
+    _add_server_commands(commands)
+    _add_demo_command(commands)
+    return parser
 
+
+def _add_pipeline_commands(commands: Commands) -> None:
+    """The pipeline's steps a user runs by hand: ingest, extract, scan and rescore."""
     ingest = commands.add_parser("ingest", help="probe video files and record them in the videos table")
     ingest.add_argument("paths", nargs="+", help="folders, globs, files or filesystem URIs")
     ingest.add_argument("--date", type=date.fromisoformat, help="ingest date recorded on new rows (default: today, UTC)")
@@ -88,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("--date", type=date.fromisoformat, help="scan date recorded on the rows (default: today)")
     rescore.set_defaults(handler=_rescore)
 
+
+def _add_training_commands(commands: Commands) -> None:
+    """Making and measuring detectors: train, starter and evaluate."""
     train = commands.add_parser(
         "train", help="train a detector on real faces (the faces table, a corpus, or both) and register it (@challenger)"
     )
@@ -113,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_selection(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_models_commands(commands: Commands) -> None:
+    """``deepsift models list | show | promote | import``: the registered detector versions."""
     models = commands.add_parser("models", help="list, show, promote and import detector versions")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     model_commands.add_parser("list", help="every registered version").set_defaults(handler=_models_list)
@@ -130,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--model-card", type=Path, help="markdown describing the checkpoint's origin")
     imported.set_defaults(handler=_models_import)
 
+
+def _add_review_commands(commands: Commands) -> None:
+    """``deepsift review export | import``: the moderation queue as CSV, out and back."""
     review = commands.add_parser("review", help="the moderation queue: export pending items, import decisions")
     review_commands = review.add_subparsers(dest="review_command", required=True)
     export = review_commands.add_parser("export", help="pending items as CSV, highest priority first")
@@ -140,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     decisions.add_argument("file", type=Path, help="CSV with decision (confirmed_fake, confirmed_real, dismissed)")
     decisions.set_defaults(handler=_review_import)
 
+
+def _add_report_command(commands: Commands) -> None:
+    """``deepsift report``: one scan date's moderation report."""
     report = commands.add_parser("report", help="write one scan date's moderation report (one HTML file) and record it")
     report.add_argument("--date", type=date.fromisoformat, help="scan date to report (default: today, UTC)")
     report.add_argument("--out", type=Path, help="HTML file to write (default: <home>/reports/<date>.html)")
@@ -151,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_report)
 
+
+def _add_sql_command(commands: Commands) -> None:
+    """``deepsift sql``: one read-only statement or saved query, printed as a table, CSV or JSON."""
     sql = commands.add_parser(
         "sql", help="run one read-only SQL statement or saved query over the tables and views",
         description="Only queries run: SELECT, WITH, VALUES, SHOW, DESCRIBE, EXPLAIN, USE and SET; writes are refused. "
@@ -164,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--max-rows", type=_positive_int, default=10_000, help="rows to print at most (default: 10000)")
     sql.set_defaults(handler=_sql)
 
+
+def _add_server_commands(commands: Commands) -> None:
+    """The foreground servers on 127.0.0.1: ``sql-server`` (JDBC/ODBC) and ``mlflow-ui``."""
     sql_server = commands.add_parser(
         "sql-server", help="serve the tables read-only over JDBC/ODBC (Spark Thrift server) on 127.0.0.1 until Ctrl-C",
         description="Runs the Spark Thrift server in the foreground over this home's warehouse and metastore, "
@@ -181,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
     mlflow_ui.add_argument("--port", type=_positive_int, default=5000, help="TCP port (default: 5000)")
     mlflow_ui.set_defaults(handler=_mlflow_ui)
 
+
+def _add_demo_command(commands: Commands) -> None:
+    """``deepsift demo``: the whole job on generated clips, for a fresh clone."""
     demo = commands.add_parser(
         "demo", help="the whole job on generated demo clips: ingest, a detector if none, scan, verdicts"
     )
@@ -189,7 +225,6 @@ def _parser() -> argparse.ArgumentParser:
         "--corpus", type=Path, help="real faces to train the quick starter detector on when no champion exists"
     )
     demo.set_defaults(handler=_demo)
-    return parser
 
 
 def _add_training(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +244,7 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
+    """The flags that narrow which ingested videos a command trains or evaluates on (``DataSelection``)."""
     parser.add_argument("--since", type=date.fromisoformat, help="only videos ingested on or after this date")
     parser.add_argument("--until", type=date.fromisoformat, help="only videos ingested on or before this date")
     parser.add_argument("--uri-prefix", help="only videos with a URI under this prefix")
@@ -546,8 +582,9 @@ def _print_scan(spark: SparkSession, config: Config, outcome: ScanOutcome) -> No
     schema = config.lake.schema_name
     rows = spark.sql(
         f"SELECT v.uri, d.verdict, d.score, d.reason FROM {VERDICTS.qualified(schema)} d "
-        f"JOIN {VIDEOS.qualified(schema)} v USING (video_id) WHERE d.run_id = '{outcome.run_id}' "
-        "ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50"
+        f"JOIN {VIDEOS.qualified(schema)} v USING (video_id) WHERE d.run_id = :run_id "
+        "ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50",
+        args={"run_id": outcome.run_id},
     ).collect()
     table = Table("video", "verdict", "score", "reason", title=f"verdicts of {outcome.run_id}")
     for row in rows:
@@ -617,34 +654,6 @@ def _print_where(config: Config) -> None:
         f"  SELECT verdict, reason, count(*) FROM {config.lake.schema_name}.verdicts GROUP BY verdict, reason"
     )
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Failures a user can fix from the message alone; imported late to keep ``--help`` fast."""
-    from deepsift.detect.architectures import UnknownArchitectureError
-    from deepsift.detect.corpus import CorpusError
-    from deepsift.detect.pretrained import PretrainedWeightsError
-    from deepsift.detect.quality import LabelsFileError
-    from deepsift.detect.training import TrainingDataError
-    from deepsift.faces.weights import WeightsError
-    from deepsift.lake.jars import JarDownloadError
-    from deepsift.lake.metastore import MetastoreLockedError
-    from deepsift.lake.readonly import ExtensionBuildError, JavacNotFoundError
-    from deepsift.lake.session import JavaNotFoundError
-    from deepsift.local_server import ServerStartError
-    from deepsift.orchestration.submit import MasterUnreachableError
-    from deepsift.registry.errors import RegistryError
-    from deepsift.reports.daily import ReportPathError
-    from deepsift.review.decisions import ReviewFileError
-    from deepsift.sql.analyst import AnalystError
-    from deepsift.stages.ingest import NoInputError
-    from deepsift.stages.scan import ContractMismatchError
-
-    return (
-        AnalystError, ServerStartError, MetastoreLockedError, JavacNotFoundError, ExtensionBuildError,
-        ContractMismatchError, ReviewFileError, ReportPathError,
-        JarDownloadError, JavaNotFoundError, NoInputError, FileNotFoundError, RegistryError, UnknownArchitectureError,
-        MasterUnreachableError, TrainingDataError, CorpusError, PretrainedWeightsError, LabelsFileError, WeightsError,
-    )
 
 if __name__ == "__main__":
     sys.exit(main())

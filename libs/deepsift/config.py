@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     from pydantic.fields import FieldInfo
 
+from deepsift.errors import DeepsiftError
+
 ENV_PREFIX = "DEEPSIFT_"
 ENV_LEVEL_SEPARATOR = "__"
 CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
@@ -40,7 +42,7 @@ CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 MASTER_PATTERN = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spark://.+|k8s://.+|yarn")
 
 
-class ConfigError(ValueError):
+class ConfigError(DeepsiftError, ValueError):
     """A configuration value is missing, unknown or out of range; the message names the key."""
 
 

@@ -17,12 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from deepsift.errors import DeepsiftError
+
 BIND_HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 60.0
 _POLL_S = 0.2
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(DeepsiftError, RuntimeError):
     """A server cannot start: its port is taken, or it exited before it listened."""
 
 

@@ -33,6 +33,7 @@ from deepsift.detect.pretrained import (
     PretrainedWeights,
     PretrainedWeightsError,
 )
+from deepsift.errors import DeepsiftError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,7 +43,7 @@ INCEPTION_STD = (0.5, 0.5, 0.5)
 NetworkBuilder = Callable[[], nn.Module]
 
 
-class UnknownArchitectureError(ValueError):
+class UnknownArchitectureError(DeepsiftError, ValueError):
     """An architecture name that is not registered; the message lists the known names."""
 
 

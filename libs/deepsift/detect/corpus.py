@@ -25,6 +25,7 @@ import numpy as np
 
 from deepsift.config import DecodeLimits, SamplingConfig
 from deepsift.detect.training import FaceSample
+from deepsift.errors import DeepsiftError
 from deepsift.faces.crops import crop_face, crop_landmarks, encode_crop
 from deepsift.faces.detector import FaceDetector
 from deepsift.media.sampling import sample_frames
@@ -37,7 +38,7 @@ CROP_FORMAT: Final = "png"
 """Lossless: training adds its own JPEG jitter, and a second JPEG pass would mark every real crop."""
 
 
-class CorpusError(ValueError):
+class CorpusError(DeepsiftError, ValueError):
     """The corpus folder or its manifest is unusable; the message names the file and the problem."""
 
 

@@ -33,6 +33,7 @@ import torch
 from deepsift.config import DetectConfig, DetectDevice
 from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
 from deepsift.detect.scoring import FaceScorer
+from deepsift.errors import DeepsiftError
 
 if TYPE_CHECKING:
     from pyspark.resource import ResourceProfile
@@ -55,7 +56,7 @@ ran the network (``torch``, or ``onnxruntime`` on a CPU: ``FaceScorer.engine``).
 ArrowUdf = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 
-class GpuSchedulingError(RuntimeError):
+class GpuSchedulingError(DeepsiftError, RuntimeError):
     """The detect stage cannot get the GPUs it is configured for; the message names the settings."""
 
 

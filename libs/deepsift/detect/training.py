@@ -32,6 +32,7 @@ from deepsift.detect.contract import PreprocessContract
 from deepsift.detect.evaluation import VideoFaces
 from deepsift.detect.preprocess import crops_to_tensor
 from deepsift.detect.selfblend import recode_face_region, self_blend
+from deepsift.errors import DeepsiftError
 from deepsift.faces.crops import decode_crop
 from deepsift.faces.detector import Landmarks
 
@@ -42,7 +43,7 @@ MaskShape = Literal["landmarks", "box"]
 in the face box (the ablation, and the fallback for a crop whose landmarks were not found)."""
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(DeepsiftError, ValueError):
     """The training data cannot make a detector (nothing to train on, too few groups to hold out)."""
 
 

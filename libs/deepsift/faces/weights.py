@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from deepsift.config import FacesConfig
+from deepsift.errors import DeepsiftError
 
 PACKAGED_YUNET = Path(str(resources.files(__package__).joinpath("models", "yunet_n_640_640.onnx")))
 """The YuNet file inside the installed package (setuptools installs packages unzipped, so a plain path)."""
@@ -21,7 +22,7 @@ PACKAGED_YUNET_SHA256 = "25a606a145a5b6d7271ae138fbd00eba91dad8b83222ae3f2c7ecd0
 _CHUNK_BYTES = 64 * 1024
 
 
-class WeightsError(RuntimeError):
+class WeightsError(DeepsiftError, RuntimeError):
     """The packaged YuNet weights are missing or are not the file deepsift was released with."""
 
 

@@ -14,6 +14,8 @@ import os
 import urllib.request
 from pathlib import Path
 
+from deepsift.errors import DeepsiftError
+
 log = logging.getLogger(__name__)
 
 DELTA_VERSION = "4.4.0"
@@ -25,7 +27,7 @@ DELTA_ARTIFACTS = (
 DEFAULT_MAVEN_REPO = "https://repo1.maven.org/maven2"
 
 
-class JarDownloadError(RuntimeError):
+class JarDownloadError(DeepsiftError, RuntimeError):
     """A Delta jar is not cached and could not be downloaded (offline, or a bad mirror)."""
 
 

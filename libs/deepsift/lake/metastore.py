@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepsift.config import Config
+from deepsift.errors import DeepsiftError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ COMMAND_CHARS = 160
 """A holder's command line is cut to this many characters in messages (a JVM's runs to kilobytes)."""
 
 
-class MetastoreLockedError(RuntimeError):
+class MetastoreLockedError(DeepsiftError, RuntimeError):
     """Another process kept the embedded Derby metastore for longer than ``lake.metastore_wait_s``."""
 
 

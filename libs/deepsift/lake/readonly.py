@@ -22,6 +22,8 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import SparkSession
 
+from deepsift.errors import DeepsiftError
+
 READ_ONLY_CONF = "spark.deepsift.sql.readOnly"
 """The session setting that switches enforcement on (the Java source declares the same key)."""
 EXTENSION_CLASS = "deepsift.lake.ReadOnlySqlExtension"
@@ -31,11 +33,11 @@ JDK_PACKAGE = "openjdk-17-jdk-headless"
 """The Debian package that provides ``javac``."""
 
 
-class JavacNotFoundError(RuntimeError):
+class JavacNotFoundError(DeepsiftError, RuntimeError):
     """No Java compiler: the read-only SQL extension cannot be built."""
 
 
-class ExtensionBuildError(RuntimeError):
+class ExtensionBuildError(DeepsiftError, RuntimeError):
     """``javac`` rejected the extension's source (a Spark upgrade that changed an API, usually)."""
 
 

@@ -26,6 +26,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from deepsift.config import Config, ConfigError
+from deepsift.errors import DeepsiftError
 from deepsift.lake.class_archive import ClassArchive, class_archive, user_cache_dir
 from deepsift.lake.jars import ensure_delta_jars
 from deepsift.lake.metastore import MetastoreLease, hold_metastore
@@ -47,7 +48,7 @@ _archive: ClassArchive | None = None
 """The class-data archive this process's JVM maps or writes (``spark.class_archive``)."""
 
 
-class JavaNotFoundError(RuntimeError):
+class JavaNotFoundError(DeepsiftError, RuntimeError):
     """Spark needs a Java 17+ runtime and none was found."""
 
 

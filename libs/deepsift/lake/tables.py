@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from deepsift.errors import DeepsiftError
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -251,7 +253,7 @@ EVERY_TABLE = (*ALL_TABLES, PROVENANCE, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEU
 """Every table deepsift writes: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 
-class TableSchemaError(RuntimeError):
+class TableSchemaError(DeepsiftError, RuntimeError):
     """An existing table lacks a column that cannot be added in place; the message names it."""
 
 

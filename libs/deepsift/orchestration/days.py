@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
+from deepsift.errors import DeepsiftError
 from deepsift.media.sources import REMOTE_SCHEMES, is_local, local_path
 
 SOURCE_ROOT_VARIABLE = "deepsift_source_root"
@@ -23,7 +24,7 @@ SOURCE_LAYOUT_VARIABLE = "deepsift_source_layout"
 DEFAULT_LAYOUT = "%Y-%m-%d"
 
 
-class ScanInputError(ValueError):
+class ScanInputError(DeepsiftError, ValueError):
     """The scan date or the source folder is unusable; retrying the same run cannot help."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import EVERY_TABLE
 
 DEFAULT_RETENTION_HOURS = 168
@@ -26,7 +27,7 @@ RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
-class RetentionError(ValueError):
+class RetentionError(DeepsiftError, ValueError):
     """The retention is negative, or under Delta's minimum while its safety check is on."""
 
 

@@ -22,16 +22,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from deepsift.errors import DeepsiftError
+
 TRIGGER_PATTERN = re.compile(r"airflow:[A-Za-z0-9_.-]+/[A-Za-z0-9_.~:+-]+")
 """``airflow:<dag_id>/<run_id>``, both in the characters Airflow allows by default."""
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
-class SubmissionError(ValueError):
+class SubmissionError(DeepsiftError, ValueError):
     """An argument or setting of a Spark job is invalid; retrying the same run cannot help."""
 
 
-class MasterUnreachableError(ConnectionError):
+class MasterUnreachableError(DeepsiftError, ConnectionError):
     """No host of a standalone or Kubernetes master accepts a connection; a later retry may succeed."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from deepsift.errors import DeepsiftError
 
-class RegistryError(Exception):
+
+class RegistryError(DeepsiftError):
     """Base of every detector-registry failure."""
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from deepsift.config import Config
+from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import REPORTS, ensure_tables, merge_upsert
 from deepsift.progress import step
 from deepsift.reports.data import DailyData, ReportSettings, read_daily
 from deepsift.reports.render import render_daily
 
 
-class ReportPathError(ValueError):
+class ReportPathError(DeepsiftError, ValueError):
     """The report cannot be written where it was asked to go."""
 
 

@@ -31,6 +31,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
+from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import MODERATION_QUEUE, VIDEOS, ensure_tables, merge_update
 from deepsift.review.queue import DECISIONS, ReviewStatus, ensure_review_tables
 
@@ -45,7 +46,7 @@ REVIEWER_MAX_CHARS = 200
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class ReviewFileError(ValueError):
+class ReviewFileError(DeepsiftError, ValueError):
     """A decisions file was rejected; nothing was written. ``problems`` holds (line number, why)."""
 
     def __init__(self, path: Path, problems: list[tuple[int, str]]) -> None:

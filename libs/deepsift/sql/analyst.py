@@ -27,6 +27,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException, ParseException
 from pyspark.sql import Row, SparkSession
 
+from deepsift.errors import DeepsiftError
 from deepsift.lake.readonly import read_only_session
 
 QUERIES_DIR = Path(__file__).with_name("queries")
@@ -35,7 +36,7 @@ _PARAMETER_LINE = re.compile(r"--\s*:(?P<name>[a-z_][a-z0-9_]*)\s+(?P<help>\S.*)
 _PARAMETER_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-class AnalystError(ValueError):
+class AnalystError(DeepsiftError, ValueError):
     """An analyst's request cannot be answered; the message says why (shown without a traceback)."""
 
 

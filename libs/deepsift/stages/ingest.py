@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits
+from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables
 from deepsift.media.inspect import inspect_file
 from deepsift.media.probe import ProbeResult, content_id
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 GLOB_CHARACTERS = set("*?[")
 
 
-class NoInputError(ValueError):
+class NoInputError(DeepsiftError, ValueError):
     """None of the given inputs exists or holds any file."""
 
 

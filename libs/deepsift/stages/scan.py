@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
+from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables
 from deepsift.lake.views import ensure_views
 from deepsift.progress import plan, step
@@ -32,7 +33,7 @@ from deepsift.stages.score import ScoreSummary, scan_run_id, score_faces
 from deepsift.stages.verdicts import VerdictSummary, write_verdicts
 
 
-class ContractMismatchError(ValueError):
+class ContractMismatchError(DeepsiftError, ValueError):
     """The model needs crops that were never extracted (another size, margin or face detector)."""
 
 

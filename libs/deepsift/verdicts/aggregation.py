@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from deepsift.errors import DeepsiftError
+
 AggregationRule = Callable[[np.ndarray, np.ndarray], float]
 """``rule(scores, frame_indices) -> video score``; both arrays have one entry per face, at least one."""
 
@@ -24,7 +26,7 @@ CONFIDENT_MIN_FACES = 11
 n / 2.5) make a video fake; more than 90% confident reals make it real."""
 
 
-class UnknownAggregationError(ValueError):
+class UnknownAggregationError(DeepsiftError, ValueError):
     """The contract names an aggregation rule that does not exist."""
 
 
