@@ -28,14 +28,9 @@ from deepsift.registry.errors import (
     ModelArtifactError,
     ModelNotFoundError,
 )
-from deepsift.registry.mlflow_models import (
-    FORCED_PROMOTION_TAG,
-    PYFUNC_ARTIFACTS_DIR,
-    STATE_DICT_FILE,
-    DetectorRegistry,
-    MlflowStore,
-    pyfunc_code_path,
-)
+from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore
+from deepsift.registry.packaging import PYFUNC_ARTIFACTS_DIR, STATE_DICT_FILE, pyfunc_code_path
+from deepsift.registry.promotion import FORCED_PROMOTION_TAG
 
 ARCHITECTURE = "mobilenetv3_small_050"
 SIZE = 64
