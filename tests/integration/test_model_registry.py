@@ -239,3 +239,12 @@ def test_damaged_artifacts_raise_typed_errors(registry: DetectorRegistry, networ
     _stored_file(registry, version, CONTRACT_FILE).unlink()
     with pytest.raises(ContractMissingError, match=r"version 1: cannot fetch contract\.json"):
         registry.load_contract(version)
+
+
+def test_a_versions_contract_is_read_once_per_process(registry: DetectorRegistry, network: torch.nn.Module) -> None:
+    version = _register(registry, network, 0.6)  # registering resolves the new version: its contract is read
+    _stored_file(registry, version, CONTRACT_FILE).unlink()
+    assert registry.resolve(version).contract == CONTRACT
+    assert [info.contract for info in registry.list_versions()] == [CONTRACT]
+    with pytest.raises(ContractMissingError, match=r"version 1: cannot fetch contract\.json"):
+        registry.load_contract(version)
