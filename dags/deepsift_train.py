@@ -37,7 +37,7 @@ JOBS_DIR = Path(__file__).parent.parent / "jobs"
     tags=["deepsift", "training"],
     doc_md=__doc__,
     params={
-        "architecture": Param("efficientnet_lite0", type="string"),
+        "architecture": Param("efficientnet_lite0", type="string"),  # = DEFAULT_ARCHITECTURE, not imported: no torch
         "epochs": Param(8, type="integer", minimum=1, description="the most epochs; early stopping may end sooner"),
         "corpus": Param(None, type=["null", "string"], description="folder of real faces with a MANIFEST.csv"),
         "input_size": Param(None, type=["null", "integer"], minimum=32),

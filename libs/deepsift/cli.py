@@ -229,7 +229,7 @@ def _add_demo_command(commands: Commands) -> None:
 
 def _add_training(parser: argparse.ArgumentParser) -> None:
     """Training flags; those left out take ``TrainingSettings``' defaults, the starter recipe."""
-    parser.add_argument("--architecture", default="efficientnet_lite0")
+    parser.add_argument("--architecture", help="default: the starter detector's architecture")
     parser.add_argument("--input-size", type=int, help="crop size in pixels (default: the architecture's)")
     parser.add_argument("--epochs", type=int, help="the most epochs; early stopping may end sooner")
     parser.add_argument("--batch-size", type=int)
@@ -283,11 +283,12 @@ def _extract(args: argparse.Namespace, config: Config) -> int:
 
 
 def _train(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.detect.architectures import DEFAULT_ARCHITECTURE
     from deepsift.detect.training import TrainingSettings
     from deepsift.stages.train import TrainRequest, train_and_register
 
     request = TrainRequest(
-        architecture=args.architecture,
+        architecture=args.architecture or DEFAULT_ARCHITECTURE,
         input_size=args.input_size,
         settings=TrainingSettings(
             **{

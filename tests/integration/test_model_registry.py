@@ -28,14 +28,9 @@ from deepsift.registry.errors import (
     ModelArtifactError,
     ModelNotFoundError,
 )
-from deepsift.registry.mlflow_models import (
-    FORCED_PROMOTION_TAG,
-    PYFUNC_ARTIFACTS_DIR,
-    STATE_DICT_FILE,
-    DetectorRegistry,
-    MlflowStore,
-    pyfunc_code_path,
-)
+from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore
+from deepsift.registry.packaging import PYFUNC_ARTIFACTS_DIR, STATE_DICT_FILE, pyfunc_code_path
+from deepsift.registry.promotion import FORCED_PROMOTION_TAG
 
 ARCHITECTURE = "mobilenetv3_small_050"
 SIZE = 64
@@ -242,5 +237,14 @@ def test_damaged_artifacts_raise_typed_errors(registry: DetectorRegistry, networ
         registry.load_scorer(version)
 
     _stored_file(registry, version, CONTRACT_FILE).unlink()
+    with pytest.raises(ContractMissingError, match=r"version 1: cannot fetch contract\.json"):
+        registry.load_contract(version)
+
+
+def test_a_versions_contract_is_read_once_per_process(registry: DetectorRegistry, network: torch.nn.Module) -> None:
+    version = _register(registry, network, 0.6)  # registering resolves the new version: its contract is read
+    _stored_file(registry, version, CONTRACT_FILE).unlink()
+    assert registry.resolve(version).contract == CONTRACT
+    assert [info.contract for info in registry.list_versions()] == [CONTRACT]
     with pytest.raises(ContractMissingError, match=r"version 1: cannot fetch contract\.json"):
         registry.load_contract(version)

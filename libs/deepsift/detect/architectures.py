@@ -39,6 +39,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)
 INCEPTION_STD = (0.5, 0.5, 0.5)
+DEFAULT_ARCHITECTURE = "efficientnet_lite0"
+"""The architecture trained when none is named: the starter detector's backbone."""
 
 NetworkBuilder = Callable[[], nn.Module]
 

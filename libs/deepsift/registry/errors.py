@@ -1,4 +1,8 @@
-"""One exception per registry failure a caller can act on; every message names the model and version."""
+"""One exception per registry failure a caller can act on; every message names the model and version.
+
+:func:`first_line` turns the error that caused one (MLflow's, torch's, the file system's) into the
+short form those messages quote.
+"""
 
 from __future__ import annotations
 
@@ -31,3 +35,13 @@ class CheckpointMismatchError(CheckpointError, ValueError):
 
 class ModelCodeNotFoundError(RegistryError, FileNotFoundError):
     """The models-from-code file ``models/detector_pyfunc.py`` is not beside the library."""
+
+
+def first_line(error: BaseException) -> str:
+    """``"<type>: <first line of the message>"``: a cause short enough to quote inside a registry error.
+
+    >>> first_line(OSError("disk gone\\nsecond line"))
+    'OSError: disk gone'
+    """
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

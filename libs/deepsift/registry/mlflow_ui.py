@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from deepsift.config import Config, ConfigError
 from deepsift.local_server import BIND_HOST, check_port_free, run_in_foreground
-from deepsift.registry.mlflow_models import MlflowStore
+from deepsift.registry.store import MlflowStore
 
 _REMOTE_SCHEMES = ("http://", "https://", "databricks")
 

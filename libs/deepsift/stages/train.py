@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
-from deepsift.detect.architectures import architecture_spec, build_detector_network
+from deepsift.detect.architectures import DEFAULT_ARCHITECTURE, architecture_spec, build_detector_network
 from deepsift.detect.contract import PreprocessContract, config_for_contract
 from deepsift.detect.corpus import CorpusFaces, corpus_caveats, load_corpus
 from deepsift.detect.evaluation import EvaluationReport, evaluate_detector
@@ -66,7 +66,7 @@ class DataSelection:
 
 @dataclass(frozen=True)
 class TrainRequest:
-    architecture: str = "efficientnet_lite0"
+    architecture: str = DEFAULT_ARCHITECTURE
     input_size: int | None = None
     """Crop size in pixels; None takes the architecture's default."""
     settings: TrainingSettings = field(default_factory=TrainingSettings)
@@ -404,7 +404,7 @@ def evaluate_version(
 
 
 STARTER_DETECTOR = TrainRequest(
-    architecture="efficientnet_lite0",
+    architecture=DEFAULT_ARCHITECTURE,
     settings=TrainingSettings(epochs=8, patience=2),
     platform_crops=False,
     alias=None,
