@@ -116,6 +116,7 @@ def split_by_group(groups: list[str], validation_fraction: float, seed: int) -> 
     return held_out
 
 
+@dataclass(eq=False)
 class SelfBlendDataset(Dataset):
     """Samples decoded on access, each real one with its own pseudo-fake beside it.
 
@@ -125,15 +126,15 @@ class SelfBlendDataset(Dataset):
     rng is seeded by (seed, epoch, index): a run is reproducible and every epoch sees new blends.
     """
 
-    def __init__(
-        self, samples: list[FaceSample], input_size: int, seed: int, mask: MaskShape = "landmarks", augment: bool = True
-    ) -> None:
-        self.samples = samples
-        self.input_size = input_size
-        self.seed = seed
-        self.mask = mask
-        self.augment = augment
-        self.epoch = 0
+    samples: list[FaceSample]
+    input_size: int
+    seed: int
+    mask: MaskShape = "landmarks"
+    augment: bool = True
+    """Degrade and re-code faces as capture and upload do (:func:`degrade_capture`, :func:`augment_face`);
+    off for validation."""
+    epoch: int = field(default=0, init=False)
+    """Set by the training loop before each pass, so that every epoch draws new blends."""
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -53,13 +53,20 @@ PLATFORM_SOURCE = "faces table"
 """The ``source`` of samples from the platform's own crops."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DataSelection:
-    """Which videos' crops to use: ingest dates, a URI prefix, and a labels table (video_id, label)."""
+    """Which videos' crops to use: ingest dates, a URI prefix, and a labels table (video_id, label).
+
+    Keyword-only: four optional filters of like types, where a swapped ``since`` and ``until`` would
+    pass unnoticed by position.
+    """
 
     since: date | None = None
+    """Only videos ingested on or after this date."""
     until: date | None = None
+    """Only videos ingested on or before this date."""
     uri_prefix: str | None = None
+    """Only videos one of whose URIs starts with this."""
     labels_table: str | None = None
     """A table or view with ``video_id`` and ``label`` (1 manipulated, 0 authentic), e.g. moderator decisions."""
 
