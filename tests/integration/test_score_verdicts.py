@@ -210,6 +210,14 @@ def test_reaggregate_replays_another_rule_from_stored_scores(spark, config, scan
         reaggregate(spark, config, scan.v1, PP, "median")
 
 
+def test_reaggregate_on_one_scan_date_reads_only_that_date(spark, config, scan):
+    """``deepsift reaggregate --date D``: the date's scores alone; a date without scores gives no rows."""
+    latest = sorted(tuple(row) for row in reaggregate(spark, config, scan.v1, PP, "mean").collect())
+    that_day = sorted(tuple(row) for row in reaggregate(spark, config, scan.v1, PP, "mean", SCAN_DATE).collect())
+    assert that_day == latest and [row[0] for row in that_day] == [FACED]
+    assert reaggregate(spark, config, scan.v1, PP, "mean", date(2026, 11, 25)).count() == 0
+
+
 def test_executors_score_in_fixed_batches_with_one_loaded_model(config, scan, encoded_crops):
     """Arrow batches of 3, 1 and 2 crops become forward batches of 4 and 2, scored by one warm model."""
     store = MlflowStore.from_config(config.mlflow, config.home)

@@ -76,9 +76,7 @@ class RunRecord:
     how it ended (the verdicts and what scoring did, or the error)."""
 
     request: ScanRequest
-    model: ModelVersionInfo
-    run_id: str
-    preprocess_version: str
+    run: ScoringRun
     started_at: datetime
     stage_seconds: dict[str, float]
     verdicts: VerdictSummary | None = None
@@ -87,15 +85,15 @@ class RunRecord:
 
     def row(self, config: Config) -> dict[str, object]:
         """The ``scan_runs`` row, finished now."""
-        verdicts, scored, error = self.verdicts, self.scored, self.error
+        verdicts, scored, error, model = self.verdicts, self.scored, self.error, self.run.model
         return {
-            "run_id": self.run_id,
+            "run_id": self.run.run_id,
             "trigger": self.request.trigger,
             "scan_date": self.request.scan_date,
-            "model_name": self.model.name,
-            "model_version": self.model.version,
-            "model_uri": self.model.model_uri,
-            "preprocess_version": self.preprocess_version,
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_uri": model.model_uri,
+            "preprocess_version": self.run.preprocess_version,
             "config": json.dumps(config.model_dump(mode="json"), sort_keys=True),
             "videos": verdicts.videos if verdicts else 0,
             "counts_by_verdict": verdicts.by_verdict if verdicts else {},
@@ -131,7 +129,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     with timed(seconds, "extract"):
         extracted = extract_pending(spark, model_config)
     run = ScoringRun(model, extracted.preprocess_version, request.scan_date)
-    record = RunRecord(request, model, run.run_id, run.preprocess_version, started_at, seconds)
+    record = RunRecord(request, run, started_at, seconds)
     try:
         verdicts, scored = _score_and_judge(spark, model_config, run, seconds)
         enqueued = None
@@ -183,7 +181,7 @@ def rescore(
     run = ScoringRun(info, version, scan_date, cached.select("video_id"))
     plan("score", "verdicts", "record")
     verdicts, scored = _score_and_judge(spark, model_config, run, seconds)
-    record = RunRecord(request, info, run.run_id, version, started_at, seconds, verdicts, scored)
+    record = RunRecord(request, run, started_at, seconds, verdicts, scored)
     with step("record"):
         _record_run(spark, config, record)
         ensure_views(spark, config.lake.schema_name)
