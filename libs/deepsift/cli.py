@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_sql_command(commands)
     _add_server_commands(commands)
     _add_demo_command(commands)
+    _add_reaggregate_command(commands)
     return parser
 
 
@@ -225,6 +226,38 @@ def _add_demo_command(commands: Commands) -> None:
         "--corpus", type=Path, help="real faces to train the quick starter detector on when no champion exists"
     )
     demo.set_defaults(handler=_demo)
+
+
+def _add_reaggregate_command(commands: Commands) -> None:
+    """``deepsift reaggregate``: a version's verdicts replayed under another rule, from stored scores."""
+    replay = commands.add_parser(
+        "reaggregate", help="print a version's verdicts replayed under another aggregation rule from stored face scores"
+    )
+    replay.add_argument("--model", required=True, help="version number or @alias")
+    replay.add_argument("--aggregation", required=True, type=_aggregation_rule, help="e.g. max, mean, topk_mean, confident")
+    replay.add_argument("--date", type=date.fromisoformat, help="only that scan date's scores (default: each video's latest)")
+    replay.set_defaults(handler=_reaggregate)
+
+
+def _aggregation_rule(text: str) -> str:
+    """An aggregation rule's name, checked while arguments are parsed (never for ``--help``)."""
+    from deepsift.verdicts.aggregation import UnknownAggregationError, check_aggregation
+
+    try:
+        return check_aggregation(text)
+    except UnknownAggregationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _reaggregate(args: argparse.Namespace, config: Config) -> int:
+    """The replayed verdicts, one row per video, printed as ``deepsift sql`` prints rows; nothing is written."""
+    from deepsift.sql.analyst import QueryResult
+    from deepsift.stages.verdicts import reaggregate_version
+
+    frame = reaggregate_version(_session(config), config, args.model, args.aggregation, args.date)
+    rows = [tuple(row) for row in frame.collect()]
+    console.print(_sql_table(QueryResult(list(frame.columns), rows, truncated=False)))
+    return 0
 
 
 def _add_training(parser: argparse.ArgumentParser) -> None:

@@ -21,15 +21,14 @@ from pyspark.sql import functions as F
 from deepsift.config import Config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.arrow_scoring import score_crop_batches
-from deepsift.detect.contract import Thresholds
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop, encode_crop
 from deepsift.lake.tables import ALL_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
-from deepsift.stages.score import scan_run_id, score_faces, shared_scorer
+from deepsift.stages.score import ScoringRun, scan_run_id, score_faces, shared_scorer
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate
-from deepsift.verdicts.labels import verdict_for
+from deepsift.verdicts.labels import Thresholds, verdict_for
 
 ARCHITECTURE = "mobilenetv3_small_050"
 SIZE = 64
@@ -112,16 +111,18 @@ def scan(spark, config: Config, encoded_crops: list[bytes]) -> SimpleNamespace:
     v1, v2 = (_register(registry, SEEDS[n], RULES[n], crops) for n in (1, 2))
     every = spark.createDataFrame([(v,) for v in (FACED, FACELESS, BROKEN, UNKNOWN)], "video_id string")
 
-    early = write_verdicts(spark, config, v1, PP, SCAN_DATE)
+    pending_v1, every_v1, every_v2 = ScoringRun(v1, PP, SCAN_DATE), ScoringRun(v1, PP, SCAN_DATE, every), ScoringRun(v2, PP, SCAN_DATE, every)
+
+    early = write_verdicts(spark, config, pending_v1)
     early_verdicts = {row.video_id for row in spark.table(VERDICTS.qualified(config.lake.schema_name)).collect()}
-    scored = score_faces(spark, config, v1, PP, SCAN_DATE)
-    judged = write_verdicts(spark, config, v1, PP, SCAN_DATE)
+    scored = score_faces(spark, config, pending_v1)
+    judged = write_verdicts(spark, config, pending_v1)
     first = _snapshot(spark, config)
-    rescored = score_faces(spark, config, v1, PP, SCAN_DATE, every)
-    rejudged = write_verdicts(spark, config, v1, PP, SCAN_DATE, every)
+    rescored = score_faces(spark, config, every_v1)
+    rejudged = write_verdicts(spark, config, every_v1)
     again = _snapshot(spark, config)
-    score_faces(spark, config, v2, PP, SCAN_DATE, every)
-    write_verdicts(spark, config, v2, PP, SCAN_DATE, every)
+    score_faces(spark, config, every_v2)
+    write_verdicts(spark, config, every_v2)
     return SimpleNamespace(
         registry=registry, crops=crops, v1=v1, v2=v2, early=early, early_verdicts=early_verdicts, scored=scored,
         judged=judged, first=first, rescored=rescored, rejudged=rejudged, again=again, last=_snapshot(spark, config),
@@ -207,6 +208,14 @@ def test_reaggregate_replays_another_rule_from_stored_scores(spark, config, scan
     assert (row.aggregation, row.n_faces, row.model_version, row.verdict) == ("max", len(FACE_KEYS), 1, expected)
     with pytest.raises(UnknownAggregationError, match="known: confident"):
         reaggregate(spark, config, scan.v1, PP, "median")
+
+
+def test_reaggregate_on_one_scan_date_reads_only_that_date(spark, config, scan):
+    """``deepsift reaggregate --date D``: the date's scores alone; a date without scores gives no rows."""
+    latest = sorted(tuple(row) for row in reaggregate(spark, config, scan.v1, PP, "mean").collect())
+    that_day = sorted(tuple(row) for row in reaggregate(spark, config, scan.v1, PP, "mean", SCAN_DATE).collect())
+    assert that_day == latest and [row[0] for row in that_day] == [FACED]
+    assert reaggregate(spark, config, scan.v1, PP, "mean", date(2026, 11, 25)).count() == 0
 
 
 def test_executors_score_in_fixed_batches_with_one_loaded_model(config, scan, encoded_crops):

@@ -6,9 +6,8 @@ import math
 
 import pytest
 
-from deepsift.detect.contract import Thresholds
 from deepsift.reasons import Reason
-from deepsift.verdicts.labels import Verdict, verdict_for
+from deepsift.verdicts.labels import Thresholds, Verdict, verdict_for
 
 THRESHOLDS = Thresholds(suspicious=0.5, manipulated=0.8)
 

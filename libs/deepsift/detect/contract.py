@@ -10,27 +10,13 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deepsift.config import Config
-from deepsift.verdicts.aggregation import known_aggregations
+from deepsift.verdicts.aggregation import check_aggregation
+from deepsift.verdicts.labels import Thresholds  # the verdict stage's; a contract carries the calibrated ones
 
 CONTRACT_FILE = "contract.json"
-
-
-class Thresholds(BaseModel):
-    """Video scores at or above ``suspicious`` are flagged; at or above ``manipulated`` are confident fakes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    suspicious: float = Field(0.5, ge=0.0, le=1.0)
-    manipulated: float = Field(0.8, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Thresholds:
-        if self.manipulated < self.suspicious:
-            raise ValueError("thresholds.manipulated must be >= thresholds.suspicious")
-        return self
 
 
 class PreprocessContract(BaseModel):
@@ -59,9 +45,7 @@ class PreprocessContract(BaseModel):
     @field_validator("aggregation")
     @classmethod
     def _known_aggregation(cls, value: str) -> str:
-        if value not in known_aggregations():
-            raise ValueError(f"unknown aggregation {value!r}; known: {', '.join(known_aggregations())}")
-        return value
+        return check_aggregation(value)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -117,6 +117,7 @@ def split_by_group(groups: list[str], validation_fraction: float, seed: int) -> 
     return held_out
 
 
+@dataclass(eq=False)
 class SelfBlendDataset(Dataset):
     """Samples decoded on access, each real one with its own pseudo-fake beside it.
 
@@ -126,15 +127,15 @@ class SelfBlendDataset(Dataset):
     rng is seeded by (seed, epoch, index): a run is reproducible and every epoch sees new blends.
     """
 
-    def __init__(
-        self, samples: list[FaceSample], input_size: int, seed: int, mask: MaskShape = "landmarks", augment: bool = True
-    ) -> None:
-        self.samples = samples
-        self.input_size = input_size
-        self.seed = seed
-        self.mask = mask
-        self.augment = augment
-        self.epoch = 0
+    samples: list[FaceSample]
+    input_size: int
+    seed: int
+    mask: MaskShape = "landmarks"
+    augment: bool = True
+    """Degrade and re-code faces as capture and upload do (:func:`degrade_capture`, :func:`augment_face`);
+    off for validation."""
+    epoch: int = field(default=0, init=False)
+    """Set by the training loop before each pass, so that every epoch draws new blends."""
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -230,20 +231,9 @@ def train_detector(
     groups, each real crop against its own pseudo-fake (video-level figures are
     :mod:`deepsift.detect.evaluation`'s job).
     """
-    if not samples:
-        raise TrainingDataError("no training faces: extract faces first, give a corpus, or check the filters")
-    groups = sorted({sample.group for sample in samples})
-    held_out = split_by_group(groups, settings.validation_fraction, settings.seed)
-    if len(groups) < 2 or len(held_out) == len(groups):
-        raise TrainingDataError(
-            f"training needs faces of at least 2 people or videos, to hold some out for validation; got {len(groups)}"
-        )
-    if not held_out:
-        raise TrainingDataError("validation_fraction must be above 0: early stopping needs held-out faces")
+    train, validation, result = _split_samples(samples, settings)
     torch.manual_seed(settings.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train = [sample for sample in samples if sample.group not in held_out]
-    validation = [sample for sample in samples if sample.group in held_out]
     train_set = SelfBlendDataset(train, contract.input_size, settings.seed, settings.mask)
     loader = DataLoader(
         train_set,
@@ -254,39 +244,14 @@ def train_detector(
     )
     network = build_detector_network(contract.architecture, pretrained=settings.pretrained)
     network = network.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted at run time
-    optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    total_steps = settings.epochs * len(loader)
-    if settings.max_steps is not None:
-        total_steps = min(total_steps, settings.max_steps)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=settings.learning_rate, total_steps=max(1, total_steps), pct_start=0.1
-    )
+    steps = _Steps.plan(network, settings, len(loader))
     loss_fn = nn.BCEWithLogitsLoss()
-    result = TrainingResult(
-        state_dict={}, train_groups=sorted({s.group for s in train}), validation_groups=sorted(held_out & set(groups))
-    )
-    best_auc, best_state, steps = -1.0, None, 0
+    best_auc, best_state = -1.0, None
     for epoch in range(settings.epochs):
         train_set.epoch = epoch
-        network.train()
-        if settings.freeze_batchnorm and settings.pretrained:
-            for module in network.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001 - base of every batch norm
-                    module.eval()
-        losses = []
-        for crops, labels in loader:
-            logits = network(_to_input(crops, contract, device)).squeeze(1)
-            loss = loss_fn(logits, labels.to(device))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            steps += 1
-            if steps <= total_steps - 1:
-                schedule.step()
-            losses.append(loss.item())
-            if settings.max_steps is not None and steps >= settings.max_steps:
-                break
-        metrics = {"train_loss": float(np.mean(losses)), "steps": float(steps)}
+        _train_mode(network, settings)
+        losses = steps.run_epoch(network, loader, lambda crops: _to_input(crops, contract, device), loss_fn)
+        metrics = {"train_loss": float(np.mean(losses)), "steps": float(steps.taken)}
         metrics |= _validate(network, validation, contract, settings, loss_fn, device)
         result.history.append(metrics)
         log.info("epoch %d: %s", epoch, metrics)
@@ -298,11 +263,97 @@ def train_detector(
         if epoch - result.best_epoch >= settings.patience:
             log.info("early stop after epoch %d: best held-out epoch was %d", epoch, result.best_epoch)
             break
-        if settings.max_steps is not None and steps >= settings.max_steps:
+        if steps.exhausted:
             break
     assert best_state is not None
     result.state_dict = {name: tensor.detach().cpu().contiguous() for name, tensor in best_state.items()}
     return result
+
+
+def _split_samples(
+    samples: list[FaceSample], settings: TrainingSettings
+) -> tuple[list[FaceSample], list[FaceSample], TrainingResult]:
+    """Training and validation samples split by group, and a result naming the groups on each side.
+
+    Fails with :class:`TrainingDataError` when the split cannot hold some groups out and train on others.
+    """
+    if not samples:
+        raise TrainingDataError("no training faces: extract faces first, give a corpus, or check the filters")
+    groups = sorted({sample.group for sample in samples})
+    held_out = split_by_group(groups, settings.validation_fraction, settings.seed)
+    if len(groups) < 2 or len(held_out) == len(groups):
+        raise TrainingDataError(
+            f"training needs faces of at least 2 people or videos, to hold some out for validation; got {len(groups)}"
+        )
+    if not held_out:
+        raise TrainingDataError("validation_fraction must be above 0: early stopping needs held-out faces")
+    train = [sample for sample in samples if sample.group not in held_out]
+    validation = [sample for sample in samples if sample.group in held_out]
+    result = TrainingResult(
+        state_dict={}, train_groups=sorted({s.group for s in train}), validation_groups=sorted(held_out & set(groups))
+    )
+    return train, validation, result
+
+
+def _train_mode(network: nn.Module, settings: TrainingSettings) -> None:
+    """Training mode, except the pretrained BatchNorm layers when ``freeze_batchnorm`` keeps their statistics."""
+    network.train()
+    if settings.freeze_batchnorm and settings.pretrained:
+        for module in network.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001 - base of every batch norm
+                module.eval()
+
+
+@dataclass
+class _Steps:
+    """The optimiser, its one-cycle schedule, and the step budget across epochs (``max_steps``)."""
+
+    optimiser: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    total: int
+    """Steps the schedule spans: every epoch's batches, or ``max_steps`` when fewer."""
+    limit: int | None
+    taken: int = 0
+
+    @classmethod
+    def plan(cls, network: nn.Module, settings: TrainingSettings, batches_per_epoch: int) -> _Steps:
+        """AdamW with weight decay under a one-cycle schedule over the run's steps."""
+        optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        total = settings.epochs * batches_per_epoch
+        if settings.max_steps is not None:
+            total = min(total, settings.max_steps)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=settings.learning_rate, total_steps=max(1, total), pct_start=0.1
+        )
+        return cls(optimiser, schedule, total, settings.max_steps)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether ``max_steps`` steps have been taken."""
+        return self.limit is not None and self.taken >= self.limit
+
+    def run_epoch(
+        self,
+        network: nn.Module,
+        loader: DataLoader,
+        to_input: Callable[[np.ndarray], torch.Tensor],
+        loss_fn: nn.Module,
+    ) -> list[float]:
+        """One pass over ``loader`` (cut short when the step budget runs out); the loss of each step."""
+        losses = []
+        for crops, labels in loader:
+            logits = network(to_input(crops)).squeeze(1)
+            loss = loss_fn(logits, labels.to(logits.device))
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+            self.taken += 1
+            if self.taken <= self.total - 1:  # OneCycleLR refuses a step past ``total``; it took its first when built
+                self.schedule.step()
+            losses.append(loss.item())
+            if self.exhausted:
+                break
+        return losses
 
 
 def _to_input(crops: np.ndarray, contract: PreprocessContract, device: torch.device) -> torch.Tensor:

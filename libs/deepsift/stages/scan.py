@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
@@ -29,7 +30,7 @@ from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
 from deepsift.stages.ingest import IngestSummary, ingest
-from deepsift.stages.score import ScoreSummary, scan_run_id, score_faces
+from deepsift.stages.score import ScoreSummary, ScoringRun, score_faces
 from deepsift.stages.verdicts import VerdictSummary, write_verdicts
 
 
@@ -61,6 +62,53 @@ class ScanOutcome:
     """Items this run added to ``moderation_queue``; None when its model does not serve (no queueing)."""
 
 
+@contextmanager
+def timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Time the block into ``seconds[stage]``: the run's ``stage_seconds``. A stage that raises is not
+    recorded, so a failed run lists only the stages it finished."""
+    clock = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - clock
+
+
+@dataclass
+class RunRecord:
+    """One ``scan_runs`` row, built up as the run goes: what it ran, how long each stage took, and
+    how it ended (the verdicts and what scoring did, or the error)."""
+
+    request: ScanRequest
+    run: ScoringRun
+    started_at: datetime
+    stage_seconds: dict[str, float]
+    verdicts: VerdictSummary | None = None
+    scored: ScoreSummary | None = None
+    error: Exception | None = None
+
+    def row(self, config: Config) -> dict[str, object]:
+        """The ``scan_runs`` row, finished now."""
+        verdicts, scored, error, model = self.verdicts, self.scored, self.error, self.run.model
+        return {
+            "run_id": self.run.run_id,
+            "trigger": self.request.trigger,
+            "scan_date": self.request.scan_date,
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_uri": model.model_uri,
+            "preprocess_version": self.run.preprocess_version,
+            "config": json.dumps(config.model_dump(mode="json"), sort_keys=True),
+            "videos": verdicts.videos if verdicts else 0,
+            "counts_by_verdict": verdicts.by_verdict if verdicts else {},
+            "counts_by_reason": verdicts.by_reason if verdicts else {},
+            "stage_seconds": self.stage_seconds,
+            "status": "failed" if error else "succeeded",
+            "error": f"{type(error).__name__}: {error}"[:2000] if error else None,
+            "started_at": self.started_at.replace(tzinfo=None),
+            "finished_at": datetime.now(UTC).replace(tzinfo=None),
+            "detect_path": scored.detect_path if scored else None,
+            "detect_engine": scored.detect_engine if scored else None,
+        }
+
+
 def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanOutcome:
     """Scan everything ingested (plus ``request.inputs``) that this model version has not judged yet.
 
@@ -77,34 +125,27 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
         "record",
     )
 
-    clock = time.perf_counter()
-    ingested = ingest(spark, config, request.inputs, request.scan_date) if request.inputs else None
-    seconds["ingest"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    extracted = extract_pending(spark, model_config)
-    seconds["extract"] = time.perf_counter() - clock
-    run_id = scan_run_id(request.scan_date, model.name, model.version, extracted.preprocess_version)
+    with timed(seconds, "ingest"):
+        ingested = ingest(spark, config, request.inputs, request.scan_date) if request.inputs else None
+    with timed(seconds, "extract"):
+        extracted = extract_pending(spark, model_config)
+    run = ScoringRun(model, extracted.preprocess_version, request.scan_date)
+    record = RunRecord(request, run, started_at, seconds)
     try:
-        verdicts, scored = _score_and_judge(
-            spark, model_config, model, extracted.preprocess_version, request.scan_date, seconds
-        )
+        verdicts, scored = _score_and_judge(spark, model_config, run, seconds)
         enqueued = None
         if queues:
-            clock = time.perf_counter()
-            enqueued = enqueue_flagged(spark, config, run_id)
-            seconds["enqueue"] = time.perf_counter() - clock
+            with timed(seconds, "enqueue"):
+                enqueued = enqueue_flagged(spark, config, run.run_id)
     except Exception as error:
-        _record_run(
-            spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, None, error, None
-        )
+        record.error = error
+        _record_run(spark, config, record)
         raise
+    record.verdicts, record.scored = verdicts, scored
     with step("record"):
-        _record_run(
-            spark, config, request, model, run_id, extracted.preprocess_version, started_at, seconds, verdicts, None,
-            scored,
-        )
+        _record_run(spark, config, record)
         ensure_views(spark, config.lake.schema_name)  # analysts find current views wherever there are verdicts
-    return ScanOutcome(run_id, model, verdicts, ingested, extracted, seconds, enqueued)
+    return ScanOutcome(run.run_id, model, verdicts, ingested, extracted, seconds, enqueued)
 
 
 def rescore(
@@ -138,71 +179,32 @@ def rescore(
             f"--model {info.version}` to extract them"
         )
     request = ScanRequest(scan_date=scan_date, model=str(info.version), trigger=RESCORE_TRIGGER)
-    run_id = scan_run_id(scan_date, info.name, info.version, version)
+    run = ScoringRun(info, version, scan_date, cached.select("video_id"))
     plan("score", "verdicts", "record")
-    verdicts, scored = _score_and_judge(spark, model_config, info, version, scan_date, seconds, cached.select("video_id"))
+    verdicts, scored = _score_and_judge(spark, model_config, run, seconds)
+    record = RunRecord(request, run, started_at, seconds, verdicts, scored)
     with step("record"):
-        _record_run(spark, config, request, info, run_id, version, started_at, seconds, verdicts, None, scored)
+        _record_run(spark, config, record)
         ensure_views(spark, config.lake.schema_name)
-    return ScanOutcome(run_id, info, verdicts, stage_seconds=seconds)
+    return ScanOutcome(run.run_id, info, verdicts, stage_seconds=seconds)
 
 
 def _score_and_judge(
-    spark: SparkSession,
-    config: Config,
-    model: ModelVersionInfo,
-    preprocess_version: str,
-    scan_date: date,
-    seconds: dict[str, float],
-    video_ids: DataFrame | None = None,
+    spark: SparkSession, config: Config, run: ScoringRun, seconds: dict[str, float]
 ) -> tuple[VerdictSummary, ScoreSummary]:
     """Score and judge; returns the verdicts and what scoring did (how many faces, on which path and engine)."""
-    clock = time.perf_counter()
-    scored = score_faces(spark, config, model, preprocess_version, scan_date, video_ids)
-    seconds["score"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    verdicts = write_verdicts(spark, config, model, preprocess_version, scan_date, video_ids)
-    seconds["verdicts"] = time.perf_counter() - clock
+    with timed(seconds, "score"):
+        scored = score_faces(spark, config, run)
+    with timed(seconds, "verdicts"):
+        verdicts = write_verdicts(spark, config, run)
     return verdicts, scored
 
 
-def _record_run(
-    spark: SparkSession,
-    config: Config,
-    request: ScanRequest,
-    model: ModelVersionInfo,
-    run_id: str,
-    preprocess_version: str,
-    started_at: datetime,
-    seconds: dict[str, float],
-    verdicts: VerdictSummary | None,
-    error: Exception | None,
-    scored: ScoreSummary | None,
-) -> None:
+def _record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:
     """One ``scan_runs`` row per run id; a rerun of a succeeded run leaves it untouched."""
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (SCAN_RUNS,))
-    row = {
-        "run_id": run_id,
-        "trigger": request.trigger,
-        "scan_date": request.scan_date,
-        "model_name": model.name,
-        "model_version": model.version,
-        "model_uri": model.model_uri,
-        "preprocess_version": preprocess_version,
-        "config": json.dumps(config.model_dump(mode="json"), sort_keys=True),
-        "videos": verdicts.videos if verdicts else 0,
-        "counts_by_verdict": verdicts.by_verdict if verdicts else {},
-        "counts_by_reason": verdicts.by_reason if verdicts else {},
-        "stage_seconds": seconds,
-        "status": "failed" if error else "succeeded",
-        "error": f"{type(error).__name__}: {error}"[:2000] if error else None,
-        "started_at": started_at.replace(tzinfo=None),
-        "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "detect_path": scored.detect_path if scored else None,
-        "detect_engine": scored.detect_engine if scored else None,
-    }
-    source = spark.createDataFrame([row], SCAN_RUNS.columns)
+    source = spark.createDataFrame([record.row(config)], SCAN_RUNS.columns)
     (
         DeltaTable.forName(spark, SCAN_RUNS.qualified(schema))
         .alias("t")
@@ -211,4 +213,3 @@ def _record_run(
         .whenNotMatchedInsertAll()
         .execute()
     )
-

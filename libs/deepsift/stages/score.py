@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, CpuEngine, MlflowConfig
@@ -95,60 +95,112 @@ def videos_to_scan(spark: SparkSession, config: Config, model: ModelVersionInfo,
     return extracted.select("video_id").join(judged.select("video_id"), "video_id", "left_anti")
 
 
-@step("score")
-def score_faces(
-    spark: SparkSession,
-    config: Config,
-    model: ModelVersionInfo,
-    preprocess_version: str,
-    scan_date: date,
-    video_ids: DataFrame | None = None,
-) -> ScoreSummary:
-    """Score every face of ``video_ids`` (default :func:`videos_to_scan`) at ``preprocess_version``.
+@dataclass(frozen=True)
+class ScoringRun:
+    """One model version judging crops of one preprocess version on one scan date: what the score and
+    verdict stages share, so that both read and write under the same :func:`scan_run_id`.
 
-    Writes ``face_scores`` rows under :func:`scan_run_id`. Crops must have the model's input size
-    (``CropFormatError`` from the executors otherwise: rescore needs crops extracted at that size).
+    ``video_ids`` limits the run to those videos; None means :func:`videos_to_scan`.
+    """
+
+    model: ModelVersionInfo
+    preprocess_version: str
+    scan_date: date
+    video_ids: DataFrame | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's :func:`scan_run_id`, the key every row it writes holds."""
+        return scan_run_id(self.scan_date, self.model.name, self.model.version, self.preprocess_version)
+
+    def wanted(self, spark: SparkSession, config: Config) -> DataFrame:
+        """The distinct video ids this run is for."""
+        if self.video_ids is None:
+            return videos_to_scan(spark, config, self.model, self.preprocess_version).distinct()
+        return self.video_ids.select("video_id").distinct()
+
+
+@step("score")
+def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSummary:
+    """Score every face of the run's videos at its preprocess version not scored by this run yet.
+
+    Writes ``face_scores`` rows under the run's :func:`scan_run_id`. Crops must have the model's input
+    size (``CropFormatError`` from the executors otherwise: rescore needs crops extracted at that size).
     GPU settings that cannot work fail first, before any Spark job (``GpuSchedulingError``).
     """
     started = time.perf_counter()
     profile = plan_detect(spark, config.detect)
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (FACES, *SCAN_TABLES))
-    run_id = scan_run_id(scan_date, model.name, model.version, preprocess_version)
-    wanted = videos_to_scan(spark, config, model, preprocess_version) if video_ids is None else video_ids
-    read_version = table_version(spark, schema, FACE_SCORES)  # before ``done`` is read: see append_once
-    done = spark.table(FACE_SCORES.qualified(schema)).where(
-        (F.col("scan_date") == F.lit(scan_date)) & (F.col("run_id") == run_id)  # the date prunes partitions
+    read_version = table_version(spark, schema, FACE_SCORES)  # before the run's scores are read: see append_once
+    faces = _unscored_faces(spark, config, run)
+    store = MlflowStore.from_config(config.mlflow, config.home)
+    model = run.model
+    scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version, config.detect.cpu_engine)
+    detect = detect_udf(lambda device: shared_scorer(*scorer_key, device=device), config.detect)
+    scored = _score_rows(
+        faces.repartition(spark.sparkContext.defaultParallelism).mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile),
+        run,
+    ).checkpoint(eager=True)
+    totals = _totals(scored)
+    if totals["faces"]:  # the run's own keys, none of them in the table: an append, not a MERGE over all scores
+        append_once(spark, schema, FACE_SCORES, scored, writer=run.run_id, read_version=read_version)
+    if config.detect.cpu_engine == "onnxruntime" and totals["on_cpu"] and totals["torch"]:
+        log.warning(
+            "detect.cpu_engine is onnxruntime, but some CPU tasks scored with torch: the ONNX export failed or "
+            "missed the 1e-3 parity bound (the executor log says which); the scores are torch's"
+        )
+    return ScoreSummary(
+        run.run_id,
+        model.name,
+        model.version,
+        totals["videos"],
+        totals["faces"],
+        time.perf_counter() - started,
+        totals["paths"] or None,
+        totals["engines"] or None,
     )
-    faces = (
+
+
+def _unscored_faces(spark: SparkSession, config: Config, run: ScoringRun) -> DataFrame:
+    """The crops (video_id, frame_index, face_index, crop) of the run's videos that it has not scored.
+
+    A rerun of the same run id therefore scores nothing twice; the scan date prunes ``face_scores``
+    to one partition.
+    """
+    schema = config.lake.schema_name
+    done = spark.table(FACE_SCORES.qualified(schema)).where(
+        (F.col("scan_date") == F.lit(run.scan_date)) & (F.col("run_id") == run.run_id)
+    )
+    return (
         spark.table(FACES.qualified(schema))
-        .where(F.col("preprocess_version") == preprocess_version)
-        .join(wanted.select("video_id").distinct(), "video_id", "left_semi")
+        .where(F.col("preprocess_version") == run.preprocess_version)
+        .join(run.wanted(spark, config), "video_id", "left_semi")
         .join(done, ["video_id", "frame_index", "face_index"], "left_anti")
         .select("video_id", "frame_index", "face_index", "crop")
     )
-    store = MlflowStore.from_config(config.mlflow, config.home)
-    scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version, config.detect.cpu_engine)
-    detect = detect_udf(lambda device: shared_scorer(*scorer_key, device=device), config.detect)
 
-    scored = (
-        faces.repartition(spark.sparkContext.defaultParallelism)
-        .mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile)
-        .select(
-            F.lit(run_id).alias("run_id"),
-            "video_id",
-            F.lit(preprocess_version).alias("preprocess_version"),
-            "frame_index",
-            "face_index",
-            F.lit(model.name).alias("model_name"),
-            F.lit(model.version).cast("int").alias("model_version"),
-            "score",
-            F.lit(scan_date).alias("scan_date"),
-            "detect_path",
-            "detect_engine",
-        )
-        .checkpoint(eager=True)
+
+def _score_rows(detected: DataFrame, run: ScoringRun) -> DataFrame:
+    """The detect UDF's output as ``face_scores`` rows: the run's keys and model around each score."""
+    return detected.select(
+        F.lit(run.run_id).alias("run_id"),
+        "video_id",
+        F.lit(run.preprocess_version).alias("preprocess_version"),
+        "frame_index",
+        "face_index",
+        F.lit(run.model.name).alias("model_name"),
+        F.lit(run.model.version).cast("int").alias("model_version"),
+        "score",
+        F.lit(run.scan_date).alias("scan_date"),
+        "detect_path",
+        "detect_engine",
     )
+
+
+def _totals(scored: DataFrame) -> Row:
+    """One pass over the checkpointed scores: faces, videos, the detect paths and engines seen, and
+    whether any CPU task fell back to torch."""
     (totals,) = scored.agg(
         F.count("*").alias("faces"),
         F.countDistinct("video_id").alias("videos"),
@@ -157,24 +209,7 @@ def score_faces(
         F.max(F.col("detect_path") == "cpu").alias("on_cpu"),
         F.max(F.col("detect_engine") == "torch").alias("torch"),
     ).collect()
-    if totals["faces"]:  # the run's own keys, none of them in the table: an append, not a MERGE over all scores
-        append_once(spark, schema, FACE_SCORES, scored, writer=run_id, read_version=read_version)
-    if config.detect.cpu_engine == "onnxruntime" and totals["on_cpu"] and totals["torch"]:
-        log.warning(
-            "detect.cpu_engine is onnxruntime, but some CPU tasks scored with torch: the ONNX export failed or "
-            "missed the 1e-3 parity bound (the executor log says which); the scores are torch's"
-        )
-    seconds = time.perf_counter() - started
-    return ScoreSummary(
-        run_id,
-        model.name,
-        model.version,
-        totals["videos"],
-        totals["faces"],
-        seconds,
-        totals["paths"] or None,
-        totals["engines"] or None,
-    )
+    return totals
 
 
 def shared_scorer(

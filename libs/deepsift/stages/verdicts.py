@@ -8,7 +8,8 @@ memory, so a verdict always agrees with ``face_scores``. The result is checkpoin
 into ``verdicts`` insert-only on (video, model, version, preprocess version): the first verdict a
 model version gives a video stays, and a rerun changes nothing.
 
-:func:`reaggregate` replays another rule over stored scores alone, without a model or decoding.
+:func:`reaggregate` replays another rule over stored scores alone, without a model or decoding
+(``deepsift reaggregate``, through :func:`reaggregate_version`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
-from deepsift.detect.contract import Thresholds
+from deepsift.detect.contract import config_for_contract
 from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
 from deepsift.progress import step
-from deepsift.registry.mlflow_models import ModelVersionInfo
-from deepsift.stages.score import scan_run_id, videos_to_scan
-from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate, known_aggregations
-from deepsift.verdicts.labels import EXTRACTION_OK, verdict_for
+from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.stages.extract import planned_preprocess_version
+from deepsift.stages.score import ScoringRun
+from deepsift.verdicts.aggregation import aggregate, check_aggregation
+from deepsift.verdicts.labels import EXTRACTION_OK, Thresholds, verdict_for
 
 _LABELLED_SCHEMA = "video_id string, score double, verdict string, reason string"
 
@@ -54,102 +56,117 @@ class VerdictSummary:
 
 
 @step("verdicts")
-def write_verdicts(
-    spark: SparkSession,
-    config: Config,
-    model: ModelVersionInfo,
-    preprocess_version: str,
-    scan_date: date,
-    video_ids: DataFrame | None = None,
-) -> VerdictSummary:
-    """Label every video of ``video_ids`` (default :func:`videos_to_scan`) and MERGE into ``verdicts``.
+def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> VerdictSummary:
+    """Label every video of the run and MERGE the labels into ``verdicts``.
 
-    Uses the ``face_scores`` of :func:`scan_run_id` for this date, model version and preprocess
-    version, so call it after :func:`deepsift.stages.score.score_faces` with the same arguments.
+    Uses the run's ``face_scores`` (its :func:`~deepsift.stages.score.scan_run_id`), so call it after
+    :func:`deepsift.stages.score.score_faces` with the same run.
     """
     started = time.perf_counter()
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (EXTRACTIONS, *SCAN_TABLES))
-    run_id = scan_run_id(scan_date, model.name, model.version, preprocess_version)
-    aggregation = model.contract.aggregation
-    wanted = (videos_to_scan(spark, config, model, preprocess_version) if video_ids is None else video_ids).select(
-        "video_id"
-    ).distinct()
+    aggregation = run.model.contract.aggregation
+    wanted = run.wanted(spark, config)
     extracted = (
         spark.table(EXTRACTIONS.qualified(schema))
-        .where(F.col("preprocess_version") == preprocess_version)
+        .where(F.col("preprocess_version") == run.preprocess_version)
         .join(wanted, "video_id", "left_semi")
         .select("video_id", "status", "reason", "n_frames", "n_faces")
     )
     scores = (
         spark.table(FACE_SCORES.qualified(schema))
-        .where(F.col("run_id") == run_id)
+        .where(F.col("run_id") == run.run_id)
         .select("video_id", "frame_index", "score")
     )
     labelled = (
-        _label_videos(extracted.join(scores, "video_id", "left"), aggregation, model.contract.thresholds)
+        _label_videos(extracted.join(scores, "video_id", "left"), aggregation, run.model.contract.thresholds)
         .join(extracted.select("video_id", "n_frames", "n_faces"), "video_id")
         .checkpoint(eager=True)
     )
-    outcomes = labelled.groupBy("verdict", "reason").count().collect()
-    by_verdict: Counter[str] = Counter()
-    by_reason: Counter[str] = Counter()
-    for row in outcomes:
-        if row["verdict"] is not None:
-            by_verdict[row["verdict"]] += row["count"]
-        if row["reason"] is not None:
-            by_reason[row["reason"]] += row["count"]
-    if by_verdict:
-        scanned_at = datetime.now(UTC).replace(tzinfo=None)
-        decided = labelled.where(F.col("verdict").isNotNull())
-        merge_insert_new(
-            spark,
-            schema,
-            VERDICTS,
-            decided.select(
-                "video_id",
-                F.lit(model.name).alias("model_name"),
-                F.lit(model.version).cast("int").alias("model_version"),
-                F.lit(preprocess_version).alias("preprocess_version"),
-                "score",
-                "verdict",
-                "reason",
-                F.when(F.col("score").isNotNull(), F.lit(aggregation)).alias("aggregation"),
-                "n_frames",
-                "n_faces",
-                F.lit(run_id).alias("run_id"),
-                F.lit(scanned_at).cast("timestamp").alias("scanned_at"),
-                F.lit(scan_date).alias("scan_date"),
-            ),
-        )
+    outcomes = _Outcomes.count(labelled)
+    if outcomes.by_verdict:
+        _merge_decided(spark, schema, run, labelled.where(F.col("verdict").isNotNull()))
     return VerdictSummary(
-        run_id=run_id,
-        model_name=model.name,
-        model_version=model.version,
+        run_id=run.run_id,
+        model_name=run.model.name,
+        model_version=run.model.version,
         aggregation=aggregation,
-        videos=by_verdict.total(),
-        by_verdict=dict(by_verdict),
-        by_reason=dict(by_reason),
-        unscored=sum(row["count"] for row in outcomes if row["verdict"] is None),
-        not_extracted=0 if video_ids is None else wanted.join(extracted, "video_id", "left_anti").count(),
+        videos=outcomes.by_verdict.total(),
+        by_verdict=dict(outcomes.by_verdict),
+        by_reason=dict(outcomes.by_reason),
+        unscored=outcomes.unscored,
+        not_extracted=0 if run.video_ids is None else wanted.join(extracted, "video_id", "left_anti").count(),
         seconds=time.perf_counter() - started,
     )
 
 
+@dataclass(frozen=True)
+class _Outcomes:
+    """How many labelled videos got each verdict and each reason, and how many got none (unscored)."""
+
+    by_verdict: Counter[str]
+    by_reason: Counter[str]
+    unscored: int
+
+    @classmethod
+    def count(cls, labelled: DataFrame) -> _Outcomes:
+        """Count the checkpointed labels in one small aggregation."""
+        by_verdict: Counter[str] = Counter()
+        by_reason: Counter[str] = Counter()
+        unscored = 0
+        for row in labelled.groupBy("verdict", "reason").count().collect():
+            if row["verdict"] is None:
+                unscored += row["count"]
+            else:
+                by_verdict[row["verdict"]] += row["count"]
+            if row["reason"] is not None:
+                by_reason[row["reason"]] += row["count"]
+        return cls(by_verdict, by_reason, unscored)
+
+
+def _merge_decided(spark: SparkSession, schema: str, run: ScoringRun, decided: DataFrame) -> None:
+    """Insert the run's decided labels as ``verdicts`` rows; a verdict stored before is kept."""
+    scanned_at = datetime.now(UTC).replace(tzinfo=None)
+    merge_insert_new(
+        spark,
+        schema,
+        VERDICTS,
+        decided.select(
+            "video_id",
+            F.lit(run.model.name).alias("model_name"),
+            F.lit(run.model.version).cast("int").alias("model_version"),
+            F.lit(run.preprocess_version).alias("preprocess_version"),
+            "score",
+            "verdict",
+            "reason",
+            F.when(F.col("score").isNotNull(), F.lit(run.model.contract.aggregation)).alias("aggregation"),
+            "n_frames",
+            "n_faces",
+            F.lit(run.run_id).alias("run_id"),
+            F.lit(scanned_at).cast("timestamp").alias("scanned_at"),
+            F.lit(run.scan_date).alias("scan_date"),
+        ),
+    )
+
+
 def reaggregate(
-    spark: SparkSession, config: Config, model: ModelVersionInfo, preprocess_version: str, aggregation: str
+    spark: SparkSession,
+    config: Config,
+    model: ModelVersionInfo,
+    preprocess_version: str,
+    aggregation: str,
+    scan_date: date | None = None,
 ) -> DataFrame:
     """Per-video scores and verdicts of ``model`` under another aggregation rule, from stored scores.
 
     Reads ``face_scores`` only (no model weights, no crops): videos without scored faces (errors,
     ``no_face``) do not appear. Where a video was scored by several runs of this version, the latest
-    scan date's scores are used. Labels use the version's thresholds. The result is returned, not
-    written: ``verdicts`` holds one verdict per model version, under the rule its contract names.
-    Columns: video_id, model_name, model_version, preprocess_version, run_id, aggregation, n_faces,
-    score, verdict.
+    scan date's scores are used, or those of ``scan_date`` when given. Labels use the version's
+    thresholds. The result is returned, not written: ``verdicts`` holds one verdict per model version,
+    under the rule its contract names. Columns: video_id, model_name, model_version,
+    preprocess_version, run_id, aggregation, n_faces, score, verdict.
     """
-    if aggregation not in known_aggregations():
-        raise UnknownAggregationError(f"unknown aggregation {aggregation!r}; known: {', '.join(known_aggregations())}")
+    check_aggregation(aggregation)
     schema = config.lake.schema_name
     ensure_tables(spark, schema, SCAN_TABLES)
     scores = spark.table(FACE_SCORES.qualified(schema)).where(
@@ -157,6 +174,8 @@ def reaggregate(
         & (F.col("model_version") == model.version)
         & (F.col("preprocess_version") == preprocess_version)
     )
+    if scan_date is not None:
+        scores = scores.where(F.col("scan_date") == F.lit(scan_date))
     latest = scores.withColumn("latest", F.max("scan_date").over(Window.partitionBy("video_id"))).where(
         F.col("scan_date") == F.col("latest")
     )
@@ -180,6 +199,19 @@ def reaggregate(
         "score",
         "verdict",
     )
+
+
+def reaggregate_version(
+    spark: SparkSession, config: Config, model: str, aggregation: str, scan_date: date | None = None
+) -> DataFrame:
+    """:func:`reaggregate` for a version number or ``@alias``, over the crops its contract makes here.
+
+    What ``deepsift reaggregate`` prints, one row per video, ordered by video id.
+    """
+    check_aggregation(aggregation)  # before the registry and the face detector are loaded
+    info = DetectorRegistry(config.mlflow, config.home).resolve(model)
+    version, _ = planned_preprocess_version(config_for_contract(config, info.contract))
+    return reaggregate(spark, config, info, version, aggregation, scan_date).orderBy("video_id")
 
 
 def _label_videos(rows: DataFrame, aggregation: str, thresholds: Thresholds) -> DataFrame:

@@ -46,9 +46,7 @@ def aggregate(name: str, scores: np.ndarray, frame_indices: np.ndarray) -> float
     >>> aggregate("max", np.array([0.1, 0.9]), np.array([0, 1]))
     0.9
     """
-    rule = _RULES.get(name)
-    if rule is None:
-        raise UnknownAggregationError(f"unknown aggregation {name!r}; known: {', '.join(sorted(_RULES))}")
+    rule = _RULES[check_aggregation(name)]
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         raise ValueError("cannot aggregate zero face scores: a video without faces has reason no_face")
@@ -56,7 +54,21 @@ def aggregate(name: str, scores: np.ndarray, frame_indices: np.ndarray) -> float
 
 
 def known_aggregations() -> list[str]:
+    """The names a contract's ``aggregation`` may take, sorted."""
     return sorted(_RULES)
+
+
+def check_aggregation(name: str) -> str:
+    """``name`` when a rule has it, else :class:`UnknownAggregationError` listing the known names.
+
+    >>> check_aggregation("median")
+    Traceback (most recent call last):
+    ...
+    deepsift.verdicts.aggregation.UnknownAggregationError: unknown aggregation 'median'; known: confident, max, max_face_per_frame_mean, mean, topk_mean
+    """
+    if name not in _RULES:
+        raise UnknownAggregationError(f"unknown aggregation {name!r}; known: {', '.join(known_aggregations())}")
+    return name
 
 
 @aggregation_rule("mean")

@@ -10,8 +10,28 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
-from deepsift.detect.contract import Thresholds
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from deepsift.reasons import Reason
+
+
+class Thresholds(BaseModel):
+    """Video scores at or above ``suspicious`` are flagged; at or above ``manipulated`` are confident fakes.
+
+    A model's preprocessing contract (:mod:`deepsift.detect.contract`) carries the thresholds it was
+    calibrated for; they belong here, with the labels they decide.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suspicious: float = Field(0.5, ge=0.0, le=1.0)
+    manipulated: float = Field(0.8, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.manipulated < self.suspicious:
+            raise ValueError("thresholds.manipulated must be >= thresholds.suspicious")
+        return self
 
 
 class Verdict(StrEnum):
