@@ -10,7 +10,6 @@ measured against every real clip, because a detector that only catches face swap
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from deepsift.detect.metrics import equal_error_rate
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop
 from deepsift.faces.extraction import extract_video, init_worker, preprocess_version
+from deepsift.files import replaced_on_success
 from deepsift.verdicts.aggregation import aggregate
 
 REAL_LABELS = frozenset({"0", "real", "authentic"})
@@ -102,9 +102,8 @@ def clip_faces(clips: list[LabelledClip], contract: PreprocessContract, config: 
             size = contract.input_size
             crops = np.stack([decode_crop(face.crop) for face in extraction.faces]) if extraction.faces else np.zeros((0, size, size, 3), np.uint8)
             frames = np.array([face.frame_index for face in extraction.faces], dtype=np.int64)
-            partial = cached.with_suffix(".part.npz")
-            np.savez(partial, crops=crops, frames=frames)
-            os.replace(partial, cached)
+            with replaced_on_success(cached) as partial:
+                np.savez(partial, crops=crops, frames=frames)
         videos.append(VideoFaces(str(clip.path), clip.label, crops, frames))
     return videos
 

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from deepsift.config import FacesConfig
-from deepsift.faces.weights import file_sha256, resolve_yunet_weights
+from deepsift.faces.weights import resolve_yunet_weights
+from deepsift.files import file_sha256
 
 YUNET_NMS_THRESHOLD = 0.3
 YUNET_TOP_K = 5000

@@ -9,7 +9,6 @@ probed still yields a :class:`ProbeResult`, with ``probe_status='error'`` and a 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -23,9 +22,8 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from deepsift.config import DecodeLimits
+from deepsift.files import file_sha256
 from deepsift.reasons import MediaError, Reason
-
-_CHUNK_BYTES = 1 << 20
 
 ALLOWED_DEMUXERS: tuple[str, ...] = (
     "mov", "matroska", "avi", "mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "obu", "ivf",
@@ -47,12 +45,8 @@ _ROTATION_PROBE_PACKETS = 64
 
 
 def content_id(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of the file's bytes, read in 1 MiB chunks so that memory stays flat."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 hex digest of the file's bytes, streamed so that memory stays flat: the video's identity."""
+    return file_sha256(path)
 
 
 def open_local(path: str | os.PathLike[str]) -> InputContainer:
