@@ -31,12 +31,10 @@ FAKE_LABELS = frozenset({"1", "fake", "manipulated"})
 ALL_KINDS = "all"
 
 
-class LabelsFileError(ValueError):
-    """The labels CSV is unusable: missing columns, an unknown label, or files that are not there."""
-
-
 @dataclass(frozen=True)
 class LabelledClip:
+    """One clip of a labels CSV: its file, whether it is fake, and what kind of fake."""
+
     path: Path
     label: int
     """1 manipulated, 0 authentic."""
@@ -57,6 +55,10 @@ class QualityRow:
     eer: float
     tpr_at_1pct_fpr: float
     tpr_at_5pct_fpr: float
+
+
+class LabelsFileError(ValueError):
+    """The labels CSV is unusable: missing columns, an unknown label, or files that are not there."""
 
 
 def read_labels_csv(path: Path) -> list[LabelledClip]:

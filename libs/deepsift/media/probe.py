@@ -117,9 +117,16 @@ def _right_angle(degrees: float) -> int:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the container says about a file; headers can lie, sampling measures the truth."""
+    """What the container says about a file; headers can lie, sampling measures the truth.
 
+    Whether the probe succeeded comes first; the fields after it are what it found (None where unknown).
+    """
+
+    probe_status: str = "ok"
+    probe_error: str | None = None
+    """``"<reason>: <detail>"`` when ``probe_status`` is ``"error"``."""
     container: str | None = None
+    """FFmpeg's name of the demuxer that opened the file (``mov,mp4,m4a,3gp,3g2,mj2`` for MP4)."""
     codec: str | None = None
     width: int | None = None
     height: int | None = None
@@ -131,9 +138,6 @@ class ProbeResult:
     has_audio: bool = False
     n_video_streams: int = 0
     n_streams: int = 0
-    probe_status: str = "ok"
-    probe_error: str | None = None
-    """``"<reason>: <detail>"`` when ``probe_status`` is ``"error"``."""
 
     @property
     def reason(self) -> Reason | None:
@@ -177,10 +181,16 @@ def _container_fields(container: InputContainer) -> dict[str, Any]:
     }
 
 
+def stream_fps(stream: VideoStream) -> float | None:
+    """The stream's nominal frame rate: the header's average rate, else FFmpeg's guess; None when neither
+    is a positive rate. Probe and sampling read it the same way."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate and rate > 0 else None
+
+
 def _stream_fields(container: InputContainer, stream: VideoStream) -> dict[str, Any]:
     context = stream.codec_context
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate and rate > 0 else None
+    fps = stream_fps(stream)
     duration_s: float | None = None
     if container.duration is not None and container.duration > 0:
         duration_s = container.duration / av.time_base

@@ -17,7 +17,7 @@ verdicts were given with.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -140,7 +140,7 @@ class ReasonExample:
     detail: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReasonSummary:
     """How many videos of the day got ``verdict`` for ``reason``, with a few of them."""
 
@@ -263,23 +263,11 @@ def _runs(spark: SparkSession, schema: str, report_date: date) -> tuple[ScanRun,
     rows = (
         _covered_runs(spark, schema, report_date, report_date)
         .orderBy(F.col("started_at").asc_nulls_last(), "run_id")
+        .select(*(field.name for field in fields(ScanRun)))
+        .fillna(0, subset=["videos"])
         .collect()
     )
-    return tuple(
-        ScanRun(
-            run_id=row.run_id,
-            trigger=row.trigger,
-            status=row.status,
-            model_name=row.model_name,
-            model_version=row.model_version,
-            model_uri=row.model_uri,
-            videos=row.videos or 0,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            error=row.error,
-        )
-        for row in rows
-    )
+    return tuple(ScanRun(**row.asDict()) for row in rows)
 
 
 def _covered_runs(spark: SparkSession, schema: str, first: date, last: date) -> DataFrame:
