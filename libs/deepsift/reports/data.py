@@ -2,9 +2,10 @@
 
 A report covers the scan runs that ``scan_runs`` records for its date, except ``rescore`` runs: those
 replay a challenger over past scans for comparison and moderate nothing. Where several covered runs of
-one date judged the same video (the champion moved and the day was scanned again), the latest run's
-verdict counts, so each video is counted once per date, in the day's counts and in the 30-day trend
-alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, each with its face
+one date judged the same video (the champion moved and the day was scanned again), its latest verdict
+counts, by the one rule the ``latest_verdicts`` view uses too (:data:`deepsift.lake.views.LATEST_VERDICT_FIRST`:
+in practice the latest run's), so each video is counted once per date, in the day's counts and in the
+30-day trend alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, each with its face
 scores from ``face_scores`` (joined with ``faces`` for timestamps) and its best-scoring crops; videos
 that were not judged (``error``, ``not_applicable``) are summarised by reason with example files; and
 every video of the day is listed by path, so that any upload can be looked up (both lists capped).
@@ -36,7 +37,7 @@ from deepsift.lake.tables import (
     VIDEOS,
     ensure_tables,
 )
-from deepsift.lake.views import VIDEO_CREDENTIALS
+from deepsift.lake.views import VIDEO_CREDENTIALS, latest_verdict_rank
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
 from deepsift.registry.mlflow_models import DetectorRegistry
@@ -277,16 +278,16 @@ def _covered_runs(spark: SparkSession, schema: str, first: date, last: date) -> 
 
 
 def _latest_verdicts(spark: SparkSession, schema: str, first: date, last: date) -> DataFrame:
-    """Verdicts of the covered runs between two dates, one per (scan date, video): the latest run's."""
-    runs = _covered_runs(spark, schema, first, last).select("run_id", "finished_at")
-    latest = Window.partitionBy("scan_date", "video_id").orderBy(F.col("finished_at").desc_nulls_last(), F.desc("run_id"))
+    """Verdicts of the covered runs between two dates, one per (scan date, video): the latest, by the rule
+    of the ``latest_verdicts`` view."""
+    runs = _covered_runs(spark, schema, first, last).select("run_id")
     return (
         spark.table(VERDICTS.qualified(schema))
         .where(F.col("scan_date").between(F.lit(first), F.lit(last)))
         .join(runs, "run_id")
-        .withColumn("_latest", F.row_number().over(latest))
+        .withColumn("_latest", F.expr(latest_verdict_rank("scan_date, video_id")))
         .where(F.col("_latest") == 1)
-        .drop("_latest", "finished_at")
+        .drop("_latest")
     )
 
 
