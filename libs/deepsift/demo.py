@@ -18,6 +18,8 @@ import av
 import cv2
 import numpy as np
 
+from deepsift.files import replaced_on_success
+
 FPS = 25
 SIZE = (640, 480)
 
@@ -123,8 +125,7 @@ def colour_field(clip: DemoClip) -> Iterator[np.ndarray]:
 
 def write_h264(path: Path, frames: Iterable[np.ndarray]) -> None:
     """Encode BGR frames as H.264 (yuv420p, a keyframe every second) into an MP4 at ``path``."""
-    partial = path.with_suffix(".part.mp4")
-    with av.open(str(partial), mode="w") as container:
+    with replaced_on_success(path) as partial, av.open(str(partial), mode="w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height = SIZE
         stream.pix_fmt = "yuv420p"
@@ -134,4 +135,3 @@ def write_h264(path: Path, frames: Iterable[np.ndarray]) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    partial.replace(path)

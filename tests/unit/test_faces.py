@@ -17,7 +17,8 @@ from deepsift.config import ConfigError, FacesConfig, load_config
 from deepsift.faces import weights
 from deepsift.faces.crops import crop_face, decode_crop, encode_crop, square_crop_box
 from deepsift.faces.detector import FaceBox, FaceDetector, HaarDetector, YuNetDetector, build_face_detector
-from deepsift.faces.weights import PACKAGED_YUNET_SHA256, WeightsError, file_sha256, resolve_yunet_weights
+from deepsift.faces.weights import PACKAGED_YUNET_SHA256, WeightsError, resolve_yunet_weights
+from deepsift.files import file_sha256
 
 FRAMES_PER_CLIP = 16
 MIN_DETECTION_RATE = 0.6

@@ -14,7 +14,6 @@ its checksum, or shows no face is skipped and counted, never fatal.
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from deepsift.detect.training import FaceSample
 from deepsift.errors import DeepsiftError
 from deepsift.faces.crops import crop_face, crop_landmarks, encode_crop
 from deepsift.faces.detector import FaceDetector
+from deepsift.files import file_sha256
 from deepsift.media.sampling import sample_frames
 from deepsift.reasons import MediaError
 
@@ -136,10 +136,8 @@ class _Skip(Exception):
 def _images(path: Path, entry: CorpusEntry, sampling: SamplingConfig, limits: DecodeLimits) -> list[np.ndarray]:
     if not path.is_file():
         raise _Skip("missing")
-    if entry.sha256:
-        with path.open("rb") as handle:
-            if hashlib.file_digest(handle, "sha256").hexdigest() != entry.sha256.lower():
-                raise _Skip("sha256_mismatch")
+    if entry.sha256 and file_sha256(path) != entry.sha256.lower():
+        raise _Skip("sha256_mismatch")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:

@@ -13,7 +13,6 @@ freshly built detector network; only the classifier head stays newly initialised
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from deepsift.errors import DeepsiftError
+from deepsift.files import file_sha256
 
 
 class PretrainedWeightsError(DeepsiftError, RuntimeError):
@@ -68,7 +68,7 @@ class PretrainedWeights:
     def load_into(self, network: nn.Module) -> nn.Module:
         """Copy the verified ImageNet tensors into ``network``'s backbone, in order; return ``network``."""
         path = self.locate()
-        actual = _file_sha256(path)
+        actual = file_sha256(path)
         if actual != self.sha256:
             raise PretrainedWeightsError(
                 f"{path} has sha256 {actual}, expected {self.sha256}; reinstall: {self.install_hint}"
@@ -104,11 +104,6 @@ def copy_in_order(
             )
         target[target_key] = value.to(target[target_key].dtype)
     network.load_state_dict(target, strict=True)
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _efficientnet_lite(index: int, sha256: str, file_tag: str) -> PretrainedWeights:

@@ -10,7 +10,6 @@ measured against every real clip, because a detector that only catches face swap
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from deepsift.detect.scoring import FaceScorer
 from deepsift.errors import DeepsiftError
 from deepsift.faces.crops import decode_crop
 from deepsift.faces.extraction import extract_video, init_worker, preprocess_version
+from deepsift.files import replaced_on_success
 from deepsift.verdicts.aggregation import aggregate
 
 REAL_LABELS = frozenset({"0", "real", "authentic"})
@@ -32,12 +32,10 @@ FAKE_LABELS = frozenset({"1", "fake", "manipulated"})
 ALL_KINDS = "all"
 
 
-class LabelsFileError(DeepsiftError, ValueError):
-    """The labels CSV is unusable: missing columns, an unknown label, or files that are not there."""
-
-
 @dataclass(frozen=True)
 class LabelledClip:
+    """One clip of a labels CSV: its file, whether it is fake, and what kind of fake."""
+
     path: Path
     label: int
     """1 manipulated, 0 authentic."""
@@ -58,6 +56,10 @@ class QualityRow:
     eer: float
     tpr_at_1pct_fpr: float
     tpr_at_5pct_fpr: float
+
+
+class LabelsFileError(DeepsiftError, ValueError):
+    """The labels CSV is unusable: missing columns, an unknown label, or files that are not there."""
 
 
 def read_labels_csv(path: Path) -> list[LabelledClip]:
@@ -103,9 +105,8 @@ def clip_faces(clips: list[LabelledClip], contract: PreprocessContract, config: 
             size = contract.input_size
             crops = np.stack([decode_crop(face.crop) for face in extraction.faces]) if extraction.faces else np.zeros((0, size, size, 3), np.uint8)
             frames = np.array([face.frame_index for face in extraction.faces], dtype=np.int64)
-            partial = cached.with_suffix(".part.npz")
-            np.savez(partial, crops=crops, frames=frames)
-            os.replace(partial, cached)
+            with replaced_on_success(cached) as partial:
+                np.savez(partial, crops=crops, frames=frames)
         videos.append(VideoFaces(str(clip.path), clip.label, crops, frames))
     return videos
 

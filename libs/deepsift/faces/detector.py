@@ -14,12 +14,14 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import cv2
 import numpy as np
 
 from deepsift.config import FacesConfig
-from deepsift.faces.weights import file_sha256, resolve_yunet_weights
+from deepsift.faces.weights import resolve_yunet_weights
+from deepsift.files import file_sha256
 
 YUNET_NMS_THRESHOLD = 0.3
 YUNET_TOP_K = 5000
@@ -55,6 +57,15 @@ class FaceBox:
     h: float
     score: float
     landmarks: Landmarks | None = None
+
+
+class DetectionRules(TypedDict):
+    """The rules every detector applies to what it finds (see the module docstring), as keyword arguments."""
+
+    score_threshold: float
+    detect_max_side: int
+    min_face_px: int
+    max_faces: int
 
 
 class FaceDetector(ABC):
@@ -128,26 +139,12 @@ class YuNetDetector(FaceDetector):
     ``name`` carries the first 12 hex digits of the weights' SHA-256, so results name their weights.
     """
 
-    def __init__(
-        self,
-        weights: Path,
-        *,
-        score_threshold: float,
-        detect_max_side: int,
-        min_face_px: int,
-        max_faces: int,
-    ) -> None:
-        super().__init__(
-            name=f"yunet:{file_sha256(weights)[:12]}",
-            score_threshold=score_threshold,
-            detect_max_side=detect_max_side,
-            min_face_px=min_face_px,
-            max_faces=max_faces,
-        )
-        self._input_size = (detect_max_side, detect_max_side)
+    def __init__(self, weights: Path, **rules: Unpack[DetectionRules]) -> None:
+        super().__init__(name=f"yunet:{file_sha256(weights)[:12]}", **rules)
+        self._input_size = (self.detect_max_side, self.detect_max_side)
         try:
             self._net = cv2.FaceDetectorYN.create(
-                str(weights), "", self._input_size, score_threshold, YUNET_NMS_THRESHOLD, YUNET_TOP_K
+                str(weights), "", self._input_size, self.score_threshold, YUNET_NMS_THRESHOLD, YUNET_TOP_K
             )
         except cv2.error as error:
             raise ValueError(f"{weights} is not a YuNet ONNX model OpenCV can load: {error}") from None
@@ -179,21 +176,8 @@ class HaarDetector(FaceDetector):
     cascade margin (see ``HAAR_SCORE_CENTRE``), not a calibrated confidence.
     """
 
-    def __init__(
-        self,
-        *,
-        score_threshold: float,
-        detect_max_side: int,
-        min_face_px: int,
-        max_faces: int,
-    ) -> None:
-        super().__init__(
-            name=f"haar:{HAAR_CASCADE.removeprefix('haarcascade_').removesuffix('.xml')}",
-            score_threshold=score_threshold,
-            detect_max_side=detect_max_side,
-            min_face_px=min_face_px,
-            max_faces=max_faces,
-        )
+    def __init__(self, **rules: Unpack[DetectionRules]) -> None:
+        super().__init__(name=f"haar:{HAAR_CASCADE.removeprefix('haarcascade_').removesuffix('.xml')}", **rules)
         cascade_path = Path(cv2.data.haarcascades) / HAAR_CASCADE  # type: ignore[attr-defined]
         self._cascade = cv2.CascadeClassifier(str(cascade_path))
         if self._cascade.empty():
@@ -225,17 +209,12 @@ def build_face_detector(cfg: FacesConfig) -> FaceDetector:
 
     Haar runs only when asked for: YuNet always has its weights, so nothing falls back silently.
     """
-    if cfg.detector == "yunet":
-        return YuNetDetector(
-            resolve_yunet_weights(cfg),
-            score_threshold=cfg.score_threshold,
-            detect_max_side=cfg.detect_max_side,
-            min_face_px=cfg.min_face_px,
-            max_faces=cfg.max_faces_per_frame,
-        )
-    return HaarDetector(
+    rules = DetectionRules(
         score_threshold=cfg.score_threshold,
         detect_max_side=cfg.detect_max_side,
         min_face_px=cfg.min_face_px,
         max_faces=cfg.max_faces_per_frame,
     )
+    if cfg.detector == "yunet":
+        return YuNetDetector(resolve_yunet_weights(cfg), **rules)
+    return HaarDetector(**rules)

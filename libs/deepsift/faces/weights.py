@@ -8,18 +8,17 @@ weights, so face detection works offline.
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 
 from deepsift.config import FacesConfig
 from deepsift.errors import DeepsiftError
+from deepsift.files import file_sha256
 
 PACKAGED_YUNET = Path(str(resources.files(__package__).joinpath("models", "yunet_n_640_640.onnx")))
 """The YuNet file inside the installed package (setuptools installs packages unzipped, so a plain path)."""
 PACKAGED_YUNET_SHA256 = "25a606a145a5b6d7271ae138fbd00eba91dad8b83222ae3f2c7ecd0f4a7b0e31"
 """libfacedetection.train's ``onnx/yunet_n_640_640.onnx`` at commit 0047ac24afb1, unmodified."""
-_CHUNK_BYTES = 64 * 1024
 
 
 class WeightsError(DeepsiftError, RuntimeError):
@@ -53,12 +52,3 @@ def resolve_yunet_weights(cfg: FacesConfig) -> Path:
             f"not the {PACKAGED_YUNET_SHA256} deepsift was released with; reinstall deepsift"
         )
     return packaged
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

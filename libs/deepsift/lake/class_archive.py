@@ -22,6 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepsift.files import publish_or_discard
+
 QUIET_OPTIONS = ("-XX:+IgnoreUnrecognizedVMOptions", "-Xlog:cds*=off")
 """No JVM refuses to start over an option it lacks, and none prints the archive's warnings (the classes
 it skips while writing, or why it cannot map a stale archive) on the user's console."""
@@ -65,10 +67,7 @@ class ClassArchive:
         pending = self.pending
         if not pending.exists():
             return
-        if jvm_exited_cleanly and pending.stat().st_size > 0:
-            pending.replace(self.path)
-        else:
-            pending.unlink()
+        publish_or_discard(pending, self.path, publish=jvm_exited_cleanly and pending.stat().st_size > 0)
 
 
 def user_cache_dir() -> Path:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import urllib.request
 from pathlib import Path
 
 from deepsift.errors import DeepsiftError
+from deepsift.files import replaced_on_success
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,8 @@ def _ensure_jar(cache_dir: Path, repo: str, group: str, artifact: str, version: 
     actual_sha1 = hashlib.sha1(content).hexdigest()
     if actual_sha1 != expected_sha1:
         raise JarDownloadError(f"{url}: SHA-1 {actual_sha1} does not match the repository's {expected_sha1}")
-    partial = target.with_suffix(f".part{os.getpid()}")
-    partial.write_bytes(content)
-    partial.replace(target)
+    with replaced_on_success(target) as partial:
+        partial.write_bytes(content)
     return target
 
 

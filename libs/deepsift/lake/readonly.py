@@ -23,6 +23,7 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from deepsift.errors import DeepsiftError
+from deepsift.files import replaced_on_success
 
 READ_ONLY_CONF = "spark.deepsift.sql.readOnly"
 """The session setting that switches enforcement on (the Java source declares the same key)."""
@@ -69,12 +70,11 @@ def ensure_extension_jar(cache_dir: Path) -> Path:
                 f"javac could not compile {EXTENSION_SOURCE.name} against pyspark {pyspark.__version__}:\n"
                 f"{compiled.stderr.strip()[-3000:]}"
             )
-        partial = Path(build) / target.name
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as jar:
+        # Published atomically: a concurrent build of the same source writes the same bytes.
+        with replaced_on_success(target) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as jar:
             jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: deepsift\n")
             for path in sorted(classes.rglob("*.class")):
                 jar.write(path, path.relative_to(classes).as_posix())
-        partial.replace(target)  # atomic: a concurrent build of the same source writes the same bytes
     return target
 
 

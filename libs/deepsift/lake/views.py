@@ -12,8 +12,17 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
-from deepsift.lake.tables import PROVENANCE, SCAN_TABLES, VERDICTS, VIDEOS, _split_top_level, ensure_tables
+from deepsift.lake.tables import (
+    MODERATION_QUEUE,
+    PROVENANCE,
+    SCAN_TABLES,
+    VERDICTS,
+    VIDEOS,
+    _split_top_level,
+    ensure_tables,
+)
 from deepsift.provenance.credentials import ProvenanceStatus
+from deepsift.review.status import ReviewStatus
 from deepsift.verdicts.labels import Verdict
 
 
@@ -63,6 +72,22 @@ VIDEO_CREDENTIALS = ViewSpec(
 and found no manifest store (such files get no row), NULL when ingest did not check it."""
 
 
+LATEST_VERDICT_FIRST = "scanned_at DESC, scan_date DESC, model_version DESC, model_name, preprocess_version"
+"""The one order of "latest verdict", over ``verdicts`` columns: the latest ``scanned_at`` (when the verdict
+was written, at the end of its run), ties to the later scan date, then the higher model version, then model
+name and preprocess version, so that exactly one verdict of a video comes first."""
+
+
+def latest_verdict_rank(partition_by: str) -> str:
+    """A SQL window expression numbering ``verdicts`` rows from 1, the latest of each ``partition_by`` group
+    first (:data:`LATEST_VERDICT_FIRST`): the ``latest_verdicts`` view and the daily report both keep rank 1.
+
+    >>> latest_verdict_rank("video_id")  # doctest: +ELLIPSIS
+    'row_number() OVER (PARTITION BY video_id ORDER BY scanned_at DESC, ...)'
+    """
+    return f"row_number() OVER (PARTITION BY {partition_by} ORDER BY {LATEST_VERDICT_FIRST})"
+
+
 LATEST_VERDICTS = ViewSpec(
     name="latest_verdicts",
     columns="""
@@ -84,21 +109,14 @@ LATEST_VERDICTS = ViewSpec(
     query=f"""
         SELECT video_id, uri, verdict, reason, score, model_name, model_version, preprocess_version, n_faces,
                run_id, scan_date, scanned_at, provenance_status, declared_ai
-        FROM (
-            SELECT d.*, v.uri, c.provenance_status, c.declared_ai, row_number() OVER (
-                PARTITION BY d.video_id
-                ORDER BY d.scanned_at DESC, d.scan_date DESC, d.model_version DESC, d.model_name, d.preprocess_version
-            ) AS newest
-            FROM {{schema}}.{VERDICTS.name} d
-            LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
-            LEFT JOIN ({VIDEO_CREDENTIALS.query}) c USING (video_id)
-        )
-        WHERE newest = 1
+        FROM (SELECT *, {latest_verdict_rank("video_id")} AS newest FROM {{schema}}.{VERDICTS.name}) d
+        LEFT JOIN {{schema}}.{VIDEOS.name} v USING (video_id)
+        LEFT JOIN ({VIDEO_CREDENTIALS.query}) c USING (video_id)
+        WHERE d.newest = 1
     """,
 )
-"""The most recent verdict of each video, whichever model gave it (latest ``scanned_at``; ties go to the
-later scan date, then the higher model version), beside the video's Content Credentials (NULL when
-ingest did not check them; see ``video_credentials``)."""
+"""The latest verdict of each video (:data:`LATEST_VERDICT_FIRST`), whichever model gave it, beside the
+video's Content Credentials (NULL when ingest did not check them; see ``video_credentials``)."""
 
 DAILY_SUMMARY = ViewSpec(
     name="daily_summary",
@@ -170,12 +188,39 @@ ERROR_BREAKDOWN = ViewSpec(
 )
 """Videos that were not judged on a score, per scan date and reason, with one example URI each."""
 
-EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN, VIDEO_CREDENTIALS)
+REVIEW_LABELS = ViewSpec(
+    name="review_labels",
+    columns="""
+        video_id STRING,
+        label INT,
+        reviewer STRING,
+        reviewed_at TIMESTAMP
+    """,
+    query=f"""
+        SELECT video_id, label, reviewer, reviewed_at
+        FROM (
+            SELECT video_id,
+                   CASE status WHEN '{ReviewStatus.CONFIRMED_FAKE}' THEN 1 ELSE 0 END AS label,
+                   reviewer,
+                   reviewed_at,
+                   row_number() OVER (
+                       PARTITION BY video_id ORDER BY reviewed_at DESC, model_version DESC, model_name DESC
+                   ) AS latest
+            FROM {{schema}}.{MODERATION_QUEUE.name}
+            WHERE status IN ('{ReviewStatus.CONFIRMED_FAKE}', '{ReviewStatus.CONFIRMED_REAL}')
+        )
+        WHERE latest = 1
+    """,
+)
+"""Moderators' decisions as training labels (1 fake, 0 real), one per video: its latest confirmed
+decision of any model version; dismissed items are no label."""
+
+EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN, VIDEO_CREDENTIALS, REVIEW_LABELS)
 """Every view deepsift creates: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 
 def ensure_views(spark: SparkSession, schema: str) -> None:
     """Create or replace every view in ``schema`` (creating the tables they read if missing); idempotent."""
-    ensure_tables(spark, schema, (VIDEOS, PROVENANCE, *SCAN_TABLES))
+    ensure_tables(spark, schema, (VIDEOS, PROVENANCE, *SCAN_TABLES, MODERATION_QUEUE))
     for view in EVERY_VIEW:
         spark.sql(view.sql(schema))

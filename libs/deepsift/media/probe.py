@@ -9,7 +9,6 @@ probed still yields a :class:`ProbeResult`, with ``probe_status='error'`` and a 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -23,9 +22,8 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from deepsift.config import DecodeLimits
+from deepsift.files import file_sha256
 from deepsift.reasons import MediaError, Reason
-
-_CHUNK_BYTES = 1 << 20
 
 ALLOWED_DEMUXERS: tuple[str, ...] = (
     "mov", "matroska", "avi", "mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "obu", "ivf",
@@ -47,12 +45,8 @@ _ROTATION_PROBE_PACKETS = 64
 
 
 def content_id(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of the file's bytes, read in 1 MiB chunks so that memory stays flat."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 hex digest of the file's bytes, streamed so that memory stays flat: the video's identity."""
+    return file_sha256(path)
 
 
 def open_local(path: str | os.PathLike[str]) -> InputContainer:
@@ -123,9 +117,16 @@ def _right_angle(degrees: float) -> int:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the container says about a file; headers can lie, sampling measures the truth."""
+    """What the container says about a file; headers can lie, sampling measures the truth.
 
+    Whether the probe succeeded comes first; the fields after it are what it found (None where unknown).
+    """
+
+    probe_status: str = "ok"
+    probe_error: str | None = None
+    """``"<reason>: <detail>"`` when ``probe_status`` is ``"error"``."""
     container: str | None = None
+    """FFmpeg's name of the demuxer that opened the file (``mov,mp4,m4a,3gp,3g2,mj2`` for MP4)."""
     codec: str | None = None
     width: int | None = None
     height: int | None = None
@@ -137,9 +138,6 @@ class ProbeResult:
     has_audio: bool = False
     n_video_streams: int = 0
     n_streams: int = 0
-    probe_status: str = "ok"
-    probe_error: str | None = None
-    """``"<reason>: <detail>"`` when ``probe_status`` is ``"error"``."""
 
     @property
     def reason(self) -> Reason | None:
@@ -183,10 +181,16 @@ def _container_fields(container: InputContainer) -> dict[str, Any]:
     }
 
 
+def stream_fps(stream: VideoStream) -> float | None:
+    """The stream's nominal frame rate: the header's average rate, else FFmpeg's guess; None when neither
+    is a positive rate. Probe and sampling read it the same way."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate and rate > 0 else None
+
+
 def _stream_fields(container: InputContainer, stream: VideoStream) -> dict[str, Any]:
     context = stream.codec_context
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate and rate > 0 else None
+    fps = stream_fps(stream)
     duration_s: float | None = None
     if container.duration is not None and container.duration > 0:
         duration_s = container.duration / av.time_base

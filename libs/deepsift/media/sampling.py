@@ -44,7 +44,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from deepsift.config import DecodeLimits, SamplingConfig
-from deepsift.media.probe import clockwise_rotation, enforce_limits, first_video_stream, open_local
+from deepsift.media.probe import clockwise_rotation, enforce_limits, first_video_stream, open_local, stream_fps
 from deepsift.reasons import MediaError, Reason
 
 MODE_KEYFRAMES = "keyframes"
@@ -193,8 +193,7 @@ def _index_packets(container: InputContainer, stream: VideoStream, limits: Decod
     opened (and its stream info analysed) only once.
     """
     time_base = stream.time_base or Fraction(1, 1)
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate and rate > 0 else None
+    fps = stream_fps(stream)
     max_ticks = limits.max_duration_s / float(time_base)
     max_packets = int(limits.max_duration_s * _MAX_FPS)
     budget = min(_PACKET_CACHE_BYTES, (limits.memory_mb << 20) // 4)
@@ -424,21 +423,20 @@ def _nonempty_packets(container: InputContainer, stream: VideoStream) -> Iterato
         return
 
 
+@dataclass(eq=False)
 class _Keeper:
     """Receives decoded frames, keeps the planned ones, converts only those."""
 
-    def __init__(
-        self, plan: _Plan, limits: DecodeLimits, rotation: int | None, stream: VideoStream, out: _Decoded
-    ) -> None:
-        self.plan = plan
-        self.limits = limits
-        self.rotation = rotation
-        self.stream = stream
-        self.out = out
-        self.n_output = 0
-        self.taken: set[int] = set()
-        self.consecutive_errors = 0
-        self.display_sizes: dict[tuple[int, int], tuple[int, int]] = {}
+    plan: _Plan
+    limits: DecodeLimits
+    rotation: int | None
+    """Clockwise degrees to turn frames upright; None until the first kept frame's side data says."""
+    stream: VideoStream
+    out: _Decoded
+    n_output: int = 0
+    taken: set[int] = field(default_factory=set)
+    consecutive_errors: int = 0
+    display_sizes: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:

@@ -8,7 +8,7 @@ per mark, which browsers show on hover.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 from markupsafe import Markup, escape
@@ -106,25 +106,8 @@ def timeline_chart(faces: Sequence[FaceScore], thresholds: Thresholds | None) ->
             f"{escape(label)}</text>"
         )
     if thresholds is not None:
-        label_y = y_of(thresholds.manipulated) + 4
-        for name, value, colour in (
-            ("manipulated", thresholds.manipulated, VERDICT_COLOURS[Verdict.MANIPULATED]),
-            ("suspicious", thresholds.suspicious, VERDICT_COLOURS[Verdict.SUSPICIOUS]),
-        ):
-            y = y_of(value)
-            label_y = max(y + 4, label_y)  # the suspicious label moves down rather than overlap
-            parts.append(
-                f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{colour}" '
-                f'stroke-dasharray="5 4"/><text x="{left + plot_w + 6}" y="{label_y:.1f}" fill="{colour}">'
-                f"{escape(f'{name} {value:.3f}')}</text>"
-            )
-            label_y += 13
-    peaks: dict[float, float] = {}
-    for face in faces:
-        peaks[position(face)] = max(peaks.get(position(face), 0.0), face.score)
-    if len(peaks) > 1:
-        points = " ".join(f"{x_of(x):.1f},{y_of(score):.1f}" for x, score in sorted(peaks.items()))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="#37474f" stroke-width="1.5"/>')
+        parts += _threshold_lines(thresholds, y_of, left, left + plot_w)
+    parts += _peak_line(faces, position, x_of, y_of)
     for face in faces:
         when = f"{face.ts_s:.2f} s, " if face.ts_s is not None else ""
         label = f"frame {face.frame_index} ({when}face {face.face_index}): {face.score:.3f}"
@@ -137,6 +120,41 @@ def timeline_chart(faces: Sequence[FaceScore], thresholds: Thresholds | None) ->
         f'<text x="{left + plot_w}" y="{height - 2}" text-anchor="end" fill="{_AXIS}">{escape(unit)}</text></svg>'
     )
     return Markup("".join(parts))
+
+
+def _threshold_lines(thresholds: Thresholds, y_of: Callable[[float], float], x0: float, x1: float) -> list[str]:
+    """The manipulated and suspicious thresholds as dashed lines from ``x0`` to ``x1``, labelled right of them."""
+    parts = []
+    label_y = y_of(thresholds.manipulated) + 4
+    for name, value, colour in (
+        ("manipulated", thresholds.manipulated, VERDICT_COLOURS[Verdict.MANIPULATED]),
+        ("suspicious", thresholds.suspicious, VERDICT_COLOURS[Verdict.SUSPICIOUS]),
+    ):
+        y = y_of(value)
+        label_y = max(y + 4, label_y)  # the suspicious label moves down rather than overlap
+        parts.append(
+            f'<line x1="{x0}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="{colour}" '
+            f'stroke-dasharray="5 4"/><text x="{x1 + 6}" y="{label_y:.1f}" fill="{colour}">'
+            f"{escape(f'{name} {value:.3f}')}</text>"
+        )
+        label_y += 13
+    return parts
+
+
+def _peak_line(
+    faces: Sequence[FaceScore],
+    position: Callable[[FaceScore], float],
+    x_of: Callable[[float], float],
+    y_of: Callable[[float], float],
+) -> list[str]:
+    """A line through the highest face score at each position, when there are two positions or more."""
+    peaks: dict[float, float] = {}
+    for face in faces:
+        peaks[position(face)] = max(peaks.get(position(face), 0.0), face.score)
+    if len(peaks) < 2:
+        return []
+    points = " ".join(f"{x_of(x):.1f},{y_of(score):.1f}" for x, score in sorted(peaks.items()))
+    return [f'<polyline points="{points}" fill="none" stroke="#37474f" stroke-width="1.5"/>']
 
 
 def _open_svg(width: int, height: int, title: str) -> str:

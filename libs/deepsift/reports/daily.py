@@ -7,7 +7,6 @@ path, time and counts), never adds a second one.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from pyspark.sql import SparkSession
 
 from deepsift.config import Config
 from deepsift.errors import DeepsiftError
+from deepsift.files import replaced_on_success
 from deepsift.lake.tables import REPORTS, ensure_tables, merge_upsert
 from deepsift.progress import step
 from deepsift.reports.data import DailyData, ReportSettings, read_daily
@@ -66,9 +66,8 @@ def generate_daily_report(
     generated_at = datetime.now(UTC)
     data = read_daily(spark, config, report_date, settings or ReportSettings())
     page = render_daily(data, generated_at).encode("utf-8")
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(page)
-    os.replace(partial, path)
+    with replaced_on_success(path) as partial:
+        partial.write_bytes(page)
     _record(spark, config, data, path, generated_at, len(page))
     return ReportOutcome(path, data, generated_at, len(page))
 

@@ -2,9 +2,10 @@
 
 A report covers the scan runs that ``scan_runs`` records for its date, except ``rescore`` runs: those
 replay a challenger over past scans for comparison and moderate nothing. Where several covered runs of
-one date judged the same video (the champion moved and the day was scanned again), the latest run's
-verdict counts, so each video is counted once per date, in the day's counts and in the 30-day trend
-alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, each with its face
+one date judged the same video (the champion moved and the day was scanned again), its latest verdict
+counts, by the one rule the ``latest_verdicts`` view uses too (:data:`deepsift.lake.views.LATEST_VERDICT_FIRST`:
+in practice the latest run's), so each video is counted once per date, in the day's counts and in the
+30-day trend alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, each with its face
 scores from ``face_scores`` (joined with ``faces`` for timestamps) and its best-scoring crops; videos
 that were not judged (``error``, ``not_applicable``) are summarised by reason with example files; and
 every video of the day is listed by path, so that any upload can be looked up (both lists capped).
@@ -17,7 +18,7 @@ verdicts were given with.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -36,7 +37,7 @@ from deepsift.lake.tables import (
     VIDEOS,
     ensure_tables,
 )
-from deepsift.lake.views import VIDEO_CREDENTIALS
+from deepsift.lake.views import VIDEO_CREDENTIALS, latest_verdict_rank
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
 from deepsift.registry.mlflow_models import DetectorRegistry
@@ -140,7 +141,7 @@ class ReasonExample:
     detail: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReasonSummary:
     """How many videos of the day got ``verdict`` for ``reason``, with a few of them."""
 
@@ -263,23 +264,11 @@ def _runs(spark: SparkSession, schema: str, report_date: date) -> tuple[ScanRun,
     rows = (
         _covered_runs(spark, schema, report_date, report_date)
         .orderBy(F.col("started_at").asc_nulls_last(), "run_id")
+        .select(*(field.name for field in fields(ScanRun)))
+        .fillna(0, subset=["videos"])
         .collect()
     )
-    return tuple(
-        ScanRun(
-            run_id=row.run_id,
-            trigger=row.trigger,
-            status=row.status,
-            model_name=row.model_name,
-            model_version=row.model_version,
-            model_uri=row.model_uri,
-            videos=row.videos or 0,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            error=row.error,
-        )
-        for row in rows
-    )
+    return tuple(ScanRun(**row.asDict()) for row in rows)
 
 
 def _covered_runs(spark: SparkSession, schema: str, first: date, last: date) -> DataFrame:
@@ -289,16 +278,16 @@ def _covered_runs(spark: SparkSession, schema: str, first: date, last: date) -> 
 
 
 def _latest_verdicts(spark: SparkSession, schema: str, first: date, last: date) -> DataFrame:
-    """Verdicts of the covered runs between two dates, one per (scan date, video): the latest run's."""
-    runs = _covered_runs(spark, schema, first, last).select("run_id", "finished_at")
-    latest = Window.partitionBy("scan_date", "video_id").orderBy(F.col("finished_at").desc_nulls_last(), F.desc("run_id"))
+    """Verdicts of the covered runs between two dates, one per (scan date, video): the latest, by the rule
+    of the ``latest_verdicts`` view."""
+    runs = _covered_runs(spark, schema, first, last).select("run_id")
     return (
         spark.table(VERDICTS.qualified(schema))
         .where(F.col("scan_date").between(F.lit(first), F.lit(last)))
         .join(runs, "run_id")
-        .withColumn("_latest", F.row_number().over(latest))
+        .withColumn("_latest", F.expr(latest_verdict_rank("scan_date, video_id")))
         .where(F.col("_latest") == 1)
-        .drop("_latest", "finished_at")
+        .drop("_latest")
     )
 
 

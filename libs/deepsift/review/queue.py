@@ -25,29 +25,18 @@ table; training treats videos without a label, dismissed ones included, as authe
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.lake.tables import MODERATION_QUEUE, PROVENANCE, VERDICTS, VIDEOS, ensure_tables, merge_insert_new
-from deepsift.lake.views import VIDEO_CREDENTIALS, ViewSpec
+from deepsift.lake.views import REVIEW_LABELS, VIDEO_CREDENTIALS
 from deepsift.progress import step
 from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.registry.mlflow_models import ModelVersionInfo
+from deepsift.review.status import ReviewStatus
 from deepsift.verdicts.labels import Verdict
-
-
-class ReviewStatus(StrEnum):
-    """The value of ``moderation_queue.status``: pending, or a moderator's decision."""
-
-    PENDING = "pending"
-    CONFIRMED_FAKE = "confirmed_fake"
-    CONFIRMED_REAL = "confirmed_real"
-    DISMISSED = "dismissed"
-    """Not a question for this queue (say, a cartoon or an animal face): no training label."""
-
 
 DECISIONS = (ReviewStatus.CONFIRMED_FAKE, ReviewStatus.CONFIRMED_REAL, ReviewStatus.DISMISSED)
 """What a moderator may decide; every status but ``pending``."""
@@ -57,33 +46,6 @@ PRIORITY_BASE = {Verdict.MANIPULATED: 4.0, Verdict.SUSPICIOUS: 2.0}
 (4 to 5) comes before every suspicious one (2 to 3), and within a verdict the higher score first."""
 INVALID_CREDENTIALS_PRIORITY_BASE = 3.0
 """The base of a video queued for ``invalid`` credentials; the higher base wins when both apply."""
-
-REVIEW_LABELS = ViewSpec(
-    name="review_labels",
-    columns="""
-        video_id STRING,
-        label INT,
-        reviewer STRING,
-        reviewed_at TIMESTAMP
-    """,
-    query=f"""
-        SELECT video_id, label, reviewer, reviewed_at
-        FROM (
-            SELECT video_id,
-                   CASE status WHEN '{ReviewStatus.CONFIRMED_FAKE}' THEN 1 ELSE 0 END AS label,
-                   reviewer,
-                   reviewed_at,
-                   row_number() OVER (
-                       PARTITION BY video_id ORDER BY reviewed_at DESC, model_version DESC, model_name DESC
-                   ) AS latest
-            FROM {{schema}}.{MODERATION_QUEUE.name}
-            WHERE status IN ('{ReviewStatus.CONFIRMED_FAKE}', '{ReviewStatus.CONFIRMED_REAL}')
-        )
-        WHERE latest = 1
-    """,
-)
-"""Moderators' decisions as training labels (1 fake, 0 real), one per video: its latest confirmed
-decision of any model version; dismissed items are no label."""
 
 
 def serves(config: Config, model: ModelVersionInfo) -> bool:
