@@ -8,11 +8,11 @@ architecture exactly before it is logged: :func:`load_into_network` names the fi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deepsift.files import file_sha256
 from deepsift.registry.errors import CheckpointError, CheckpointMismatchError, first_line
 
 if TYPE_CHECKING:  # torch, timm and the network code load only where a network is built: not on a scan's driver
@@ -43,9 +43,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 def checkpoint_params(path: Path) -> dict[str, str]:
     """The run parameters that say which file a version was imported from: its name and SHA-256."""
-    with path.open("rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return {"checkpoint_file": path.name, "checkpoint_sha256": digest}
+    return {"checkpoint_file": path.name, "checkpoint_sha256": file_sha256(path)}
 
 
 def load_into_network(architecture: str, state_dict: Mapping[str, Any]) -> nn.Module:
