@@ -94,7 +94,8 @@ FACES = TableSpec(
     partitioned_by="preprocess_version",
 )
 
-ALL_TABLES = (VIDEOS, EXTRACTIONS, FACES)
+EXTRACTION_TABLES = (VIDEOS, EXTRACTIONS, FACES)
+"""The tables ingest and extraction write: the videos, one outcome per video and version, and the face crops."""
 
 PROVENANCE = TableSpec(
     name="provenance",
@@ -201,7 +202,7 @@ RESCORE_TRIGGER = "rescore"
 scans, so the daily report and the moderation queue leave them out."""
 
 SCAN_TABLES = (FACE_SCORES, VERDICTS)
-"""The tables a scan with a detector writes; kept apart from ``ALL_TABLES`` (ingest and extraction)."""
+"""The tables a scan with a detector writes; kept apart from ``EXTRACTION_TABLES`` (ingest and extraction)."""
 
 MODERATION_QUEUE = TableSpec(
     name="moderation_queue",
@@ -247,7 +248,7 @@ REPORTS = TableSpec(
 """One row per daily moderation report (``deepsift.reports``), upserted: regenerating a date replaces
 its row. ``run_ids`` is empty for a date without a scan."""
 
-EVERY_TABLE = (*ALL_TABLES, PROVENANCE, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
+EVERY_TABLE = (*EXTRACTION_TABLES, PROVENANCE, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
 """Every table deepsift writes: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 
@@ -255,7 +256,7 @@ class TableSchemaError(RuntimeError):
     """An existing table lacks a column that cannot be added in place; the message names it."""
 
 
-def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = ALL_TABLES) -> None:
+def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = EXTRACTION_TABLES) -> None:
     """Create the schema and any missing table; give existing tables the columns their spec gained.
 
     Lakes created by an older deepsift lack newer columns. Nullable ones are added in place (existing
