@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+
+from deepsift.lake.schemas import arrow_schema, nullable
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,12 @@ class TableSpec:
 
     def column_names(self) -> list[str]:
         return [column.strip().split()[0] for column in _split_top_level(self.columns)]
+
+    def row_schema(self, exclude: tuple[str, ...] = ()) -> pa.Schema:
+        """The table's columns but ``exclude``, in its order and all nullable, as an Arrow schema: the shape
+        of the rows a stage computes for the table (see :mod:`deepsift.lake.schemas` for the Spark DDL)."""
+        columns = nullable(arrow_schema(self.columns))
+        return pa.schema([field for field in columns if field.name not in exclude])
 
 
 VIDEOS = TableSpec(
