@@ -11,13 +11,14 @@ checkpointed once, then MERGEd into ``extractions`` (one row per video, with sta
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits, SamplingConfig
@@ -98,27 +99,28 @@ def planned_preprocess_version(config: Config) -> tuple[str, str]:
     return preprocess_version(config.sampling, config.faces, detector), detector
 
 
-def balanced_by_cost(spark: SparkSession, videos: DataFrame, bins: int) -> DataFrame:
-    """``videos`` in ``bins`` partitions of about equal estimated cost, costliest first in each; none is
-    empty when ``videos`` has ``bins`` rows or more.
+def balanced_by_cost(videos: DataFrame, bins: int) -> DataFrame:
+    """``videos`` in ``bins`` partitions of about equal estimated cost, costliest first in each.
 
-    Computed in Spark, so it holds at millions of videos: a global sort by cost, each video's rank in it
-    (``zipWithIndex``: one pass that counts each sorted partition), and the rank dealt out in snake order
-    (0, 1, ..., n-1, n-1, ..., 0, ...), so the n costliest videos land in n different partitions and each
-    partition's share of every cost range is the same.
+    Computed in Spark, so it holds at millions of videos: a global sort by cost (Spark's range
+    partitioning: ranges of neighbouring costs), then each range dealt out in snake order (0, 1, ..., n-1,
+    n-1, ..., 0, ...), rotated by the range's index, so that every partition gets its share of every cost
+    range and the costliest videos of a range land in different partitions. Some partitions stay empty
+    when there are fewer videos than ``bins``.
     """
     costed = videos.select(*videos.columns, estimated_cost().alias("cost"))
-    ranked = costed.orderBy(F.desc("cost"), "video_id").rdd.zipWithIndex()
-    dealt = ranked.map(lambda pair: (_snake(pair[1], bins), pair[0])).partitionBy(bins, lambda index: index)
-    return (
-        spark.createDataFrame(dealt.values(), costed.schema)
-        .sortWithinPartitions(F.desc("cost"))
-        .drop("cost")
-    )
+    ranges = costed.orderBy(F.desc("cost"), "video_id").rdd
+
+    def deal(index: int, rows: Iterable[Row]) -> Iterator[tuple[int, Row]]:
+        for rank, row in enumerate(rows):
+            yield (_snake(rank, bins) + index) % bins, row
+
+    dealt = ranges.mapPartitionsWithIndex(deal).partitionBy(bins, lambda target: target).values()
+    return dealt.toDF(costed.schema).sortWithinPartitions(F.desc("cost")).drop("cost")
 
 
 def _snake(rank: int, bins: int) -> int:
-    """The bin of the ``rank``-th costliest video: 0..n-1 on even rounds, n-1..0 on odd ones."""
+    """The bin of a range's ``rank``-th costliest video: 0..n-1 on even rounds, n-1..0 on odd ones."""
     round_, index = divmod(rank, bins)
     return index if round_ % 2 == 0 else bins - 1 - index
 
@@ -133,14 +135,14 @@ def _extract(
     spark: SparkSession, config: Config, pending: DataFrame, version: str, detector: str, target: str
 ) -> DataFrame:
     videos = pending.select(*LISTED_COLUMNS, "duration_s", "width", "height")
-    count = videos.count()
-    if not count:
-        return spark.createDataFrame([], EXTRACTED_SCHEMA)
-    bins = min(count, spark.sparkContext.defaultParallelism * 2)
-    listing = balanced_by_cost(spark, videos, bins).select(*LISTED_COLUMNS)
+    listing = balanced_by_cost(videos, spark.sparkContext.defaultParallelism * 2).select(*LISTED_COLUMNS)
     settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json())
 
     def extract_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        videos = (video for batch in batches for video in batch.to_pylist())
+        first = next(videos, None)
+        if first is None:  # an empty partition starts no worker
+            return
         sampling, limits = SamplingConfig.model_validate_json(settings[0]), DecodeLimits.model_validate_json(settings[1])
         worker = shared_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2],))
         _check_detector(worker, detector)
@@ -148,11 +150,10 @@ def _extract(
         def run(path: str, rotation: int | None) -> VideoExtraction:
             return worker.call(target, path, rotation, sampling, limits)
 
-        for batch in batches:
-            for video in batch.to_pylist():
-                # this module's opened_locally, looked up per call: the cluster tests' fault injection replaces it
-                result = extract_listed(video, run, opened_locally)
-                yield _to_record_batch(video["video_id"], version, detector, result)
+        for video in itertools.chain([first], videos):
+            # this module's opened_locally, looked up per call: the cluster tests' fault injection replaces it
+            result = extract_listed(video, run, opened_locally)
+            yield _to_record_batch(video["video_id"], version, detector, result)
 
     return listing.mapInArrow(extract_partition, EXTRACTED_SCHEMA)
 
