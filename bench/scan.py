@@ -9,10 +9,10 @@ Three ways to judge the same clips with the same model, face detector and crop s
     a short clip creates the tables first (not measured), and (a1), a scan of one more clip alone,
     runs before (a): the two give the scan's fixed cost per run and its cost per video.
 (b) the same library functions in a plain ``ProcessPoolExecutor`` of 2 processes, one video per call:
-    the ingest's hash, probe and Content Credentials check,
-    :func:`deepsift.faces.extraction.extract_video` (sample, detect,
-    crop, encode), the detect UDF's body :func:`deepsift.detect.arrow_scoring.score_crop_batches`
-    on a ``FaceScorer``, the contract's aggregation and :func:`deepsift.verdicts.labels.verdict_for`.
+    the ingest's hash and Content Credentials check, :func:`deepsift.faces.extraction.extract_file`
+    (probe, then the extract stage's per-video step: sample, detect, crop, encode), the detect UDF's
+    body :func:`deepsift.detect.arrow_scoring.score_crop_batches` on a ``FaceScorer``, the contract's
+    aggregation and :func:`deepsift.verdicts.labels.verdict_for`.
     (a) minus (b) is what Spark, Delta and the isolated decode worker cost.
 (c) a reference loop written the way public deepfake-detection solutions do it, in one process:
     OpenCV ``VideoCapture`` and 32 evenly spaced frames, YuNet (deepsift's detector, same settings),
@@ -483,12 +483,12 @@ def pool_init(config_json: str, version: int) -> None:
 
 
 def pool_video(path: str) -> dict[str, Any]:
-    """(b) for one video: hash and probe, extract, score the encoded crops with the UDF's body, judge."""
+    """(b) for one video: hash, credentials, probe and extract, score the encoded crops with the UDF's body, judge."""
     import pyarrow as pa
 
     from deepsift.detect.arrow_scoring import score_crop_batches
-    from deepsift.faces.extraction import extract_video
-    from deepsift.media.probe import content_id, probe
+    from deepsift.faces.extraction import extract_file
+    from deepsift.media.probe import content_id
     from deepsift.provenance.credentials import CredentialCheck, read_credentials
     from deepsift.verdicts.aggregation import aggregate
     from deepsift.verdicts.labels import verdict_for
@@ -496,12 +496,12 @@ def pool_video(path: str) -> dict[str, Any]:
     config, scorer = _POOL_STATE["config"], _POOL_STATE["scorer"]
     started = time.perf_counter()
     video_id = content_id(path)
-    probed = probe(path, config.decode)
-    hashed_and_probed = time.perf_counter()
+    hashed = time.perf_counter()
     read_credentials(path, CredentialCheck(None, config.provenance.max_manifest_bytes))
     ingested = time.perf_counter()
-    result = extract_video(_POOL_STATE["worker"], path, probed.rotation, config.sampling, config.decode)
+    result = extract_file(_POOL_STATE["worker"], path, config.sampling, config.decode)
     extracted = time.perf_counter()
+    probe_s = extracted - ingested - result.decode_s - result.faces_s
     scores = np.empty(0, np.float32)
     if result.faces:
         batch = pa.RecordBatch.from_pydict({
@@ -520,8 +520,8 @@ def pool_video(path: str) -> dict[str, Any]:
         "score": score,
         "verdict": verdict.value,
         "faces": len(scores),
-        "hash and probe": hashed_and_probed - started,
-        "content credentials": ingested - hashed_and_probed,
+        "hash and probe": hashed - started + probe_s,
+        "content credentials": ingested - hashed,
         "sample frames": result.decode_s,
         "detect, crop, encode": result.faces_s,
         "decode crops and score": time.perf_counter() - extracted,

@@ -7,13 +7,21 @@ import sys
 import textwrap
 from datetime import date
 
-from deepsift.lake.tables import ALL_TABLES, FACE_SCORES, FACES, VIDEOS, append_once, ensure_tables, table_version
+from deepsift.lake.tables import (
+    EXTRACTION_TABLES,
+    FACE_SCORES,
+    FACES,
+    VIDEOS,
+    append_once,
+    ensure_tables,
+    table_version,
+)
 
 
 def test_tables_are_delta_with_the_contract_columns(spark, lake_config):
     schema = lake_config.lake.schema_name
     ensure_tables(spark, schema)
-    for table in ALL_TABLES:
+    for table in EXTRACTION_TABLES:
         detail = spark.sql(f"DESCRIBE DETAIL {table.qualified(schema)}").first()
         assert detail["format"] == "delta"
         assert spark.table(table.qualified(schema)).columns == table.column_names()

@@ -24,13 +24,13 @@ from deepsift.media.sources import local_path
 from deepsift.reports.daily import ReportPathError, generate_daily_report, report_path
 from deepsift.reports.data import (
     DailyData,
-    FaceCrop,
     FaceScore,
     FlaggedVideo,
     JudgedVideo,
     ModelInForce,
     ReasonExample,
     ReasonSummary,
+    ReportFace,
     ReportSettings,
     ScanRun,
 )
@@ -128,7 +128,7 @@ def test_every_stored_text_is_escaped_wherever_the_page_shows_it(tmp_path):
     video = FlaggedVideo(
         rank=1, video_id=HOSTILE, location=HOSTILE, verdict="manipulated", score=0.9, model_name=HOSTILE,
         model_version=1, n_frames=2, n_faces=1, faces=(FaceScore(0, 0, 0.0, 0.9), FaceScore(5, 0, None, 0.8)),
-        crops=(FaceCrop(0, 0.0, 0.9, HOSTILE.encode()),), provenance_status=HOSTILE,
+        crops=(ReportFace(0, 0.0, 0.9, HOSTILE.encode()),), provenance_status=HOSTILE,
     )
     data = DailyData(
         report_date=day,

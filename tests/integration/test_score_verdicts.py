@@ -23,7 +23,7 @@ from deepsift.detect.architectures import architecture_spec, build_detector_netw
 from deepsift.detect.arrow_scoring import score_crop_batches
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop, encode_crop
-from deepsift.lake.tables import ALL_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
+from deepsift.lake.tables import EXTRACTION_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
 from deepsift.stages.score import ScoringRun, scan_run_id, score_faces, shared_scorer
 from deepsift.stages.verdicts import reaggregate, write_verdicts
@@ -59,7 +59,7 @@ def encoded_crops() -> list[bytes]:
 
 def _write_extraction_rows(spark, config: Config, crops: list[bytes]) -> None:
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, ALL_TABLES)
+    ensure_tables(spark, schema, EXTRACTION_TABLES)
     now = datetime(2026, 11, 26, 1, 0)
     extractions = [
         (FACED, PP, "ok", None, None, "yunet", "keyframes", 4, len(FACE_KEYS), 0.1, 0.1, now),

@@ -33,7 +33,8 @@ SCORED_SCHEMA = pa.schema([
     ("face_index", pa.int32()),
     ("score", pa.float32()),
 ])
-"""What :func:`score_crop_batches` yields: the face's key and its probability of manipulation."""
+"""What :func:`score_crop_batches` yields: the face's key and its probability of manipulation (the detect UDF's
+output, ``deepsift.detect.devices.DETECT_OUTPUT_SCHEMA``, is these columns and two more)."""
 
 DECODE_AHEAD = 2
 """Batches being decoded on the pool while one is scored."""

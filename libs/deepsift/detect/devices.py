@@ -31,9 +31,10 @@ import pyarrow as pa
 import torch
 
 from deepsift.config import DetectConfig, DetectDevice
-from deepsift.detect.arrow_scoring import crop_decode_threads, score_crop_batches
+from deepsift.detect.arrow_scoring import SCORED_SCHEMA, crop_decode_threads, score_crop_batches
 from deepsift.detect.scoring import FaceScorer
 from deepsift.errors import DeepsiftError
+from deepsift.lake.schemas import spark_ddl
 
 if TYPE_CHECKING:
     from pyspark.resource import ResourceProfile
@@ -47,8 +48,8 @@ GPU_RESOURCE = "gpu"
 EXECUTOR_GPU_CONF = "spark.executor.resource.gpu.amount"
 WORKER_GPU_CONFS = "spark.worker.resource.gpu.amount and spark.worker.resource.gpu.discoveryScript"
 
-DETECT_OUTPUT_SCHEMA = (
-    "video_id string, frame_index int, face_index int, score float, detect_path string, detect_engine string"
+DETECT_OUTPUT_SCHEMA = spark_ddl(
+    pa.schema([*SCORED_SCHEMA, pa.field("detect_path", pa.string()), pa.field("detect_engine", pa.string())])
 )
 """What :func:`detect_udf` returns: the scored face's key, its score, the task's :data:`DetectPath` and what
 ran the network (``torch``, or ``onnxruntime`` on a CPU: ``FaceScorer.engine``)."""

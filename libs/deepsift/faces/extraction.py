@@ -3,7 +3,9 @@
 This is what runs inside the isolated decode worker (``deepsift.media.isolation``): the worker is
 started with :func:`init_worker`, which builds the face detector once, and each video is one call
 of :func:`extract_video`. Results are small (encoded crops), so crossing the process boundary is
-cheap. ``preprocess_version`` names everything that changes the crops, so cached crops are reused
+cheap. :func:`extract_listed` is the per-video step around that call (a failed probe decodes nothing,
+any MediaError becomes an error result): the extract stage runs it with the isolated worker,
+:func:`extract_file` in-process, without Spark (``bench/scan.py``). ``preprocess_version`` names everything that changes the crops, so cached crops are reused
 exactly when they would come out the same.
 """
 
@@ -12,14 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import cv2
 
 from deepsift.config import DecodeLimits, FacesConfig, SamplingConfig
 from deepsift.faces.crops import crop_face, encode_crop
 from deepsift.faces.detector import FaceDetector, build_face_detector
+from deepsift.media.probe import probe
 from deepsift.media.sampling import sample_frames
+from deepsift.media.sources import opened_locally
 from deepsift.reasons import MediaError
 
 EXTRACTION_CODE_VERSION = 1
@@ -31,6 +39,8 @@ thread cost 30% fewer core-seconds than one per core (1.12 against 1.60, 2-core 
 
 @dataclass(frozen=True)
 class FaceCrop:
+    """One detected face of a sampled frame: where it is, how sure the detector was, its encoded crop."""
+
     frame_index: int
     face_index: int
     ts_s: float
@@ -127,6 +137,40 @@ def extract_video(
         decode_s=decoded - started,
         faces_s=time.perf_counter() - decoded,
     )
+
+
+def extract_listed(
+    video: Mapping[str, Any],
+    extract: Callable[[str, int | None], VideoExtraction],
+    open_locally: Callable[[str], AbstractContextManager[Path]] = opened_locally,
+) -> VideoExtraction:
+    """One video as its ``videos`` row gives it (``uri``, ``probe_status``, ``probe_error``, ``rotation``),
+    never an exception: a failed probe becomes an error result without reading the file, and a
+    :class:`MediaError` while staging or extracting becomes one with its reason.
+
+    ``extract(local_path, rotation)`` runs :func:`extract_video`: through the isolated worker in the
+    extract stage, in this process in :func:`extract_file`.
+    """
+    if video["probe_status"] != "ok":
+        reason, _, detail = (video["probe_error"] or "open_error: probe failed").partition(": ")
+        return VideoExtraction(status="error", reason=reason, detail=detail)
+    try:
+        with open_locally(video["uri"]) as path:
+            return extract(str(path), video["rotation"])
+    except MediaError as error:
+        return VideoExtraction.failed(error)
+
+
+def extract_file(state: WorkerState, path: str, sampling: SamplingConfig, limits: DecodeLimits) -> VideoExtraction:
+    """Probe, sample, detect faces and crop one local file in this process, as the extract stage does for
+    an ingested video: the whole per-video pipeline without Spark or an isolated worker."""
+    probed = probe(path, limits)
+    row = {"uri": path, "probe_status": probed.probe_status, "probe_error": probed.probe_error, "rotation": probed.rotation}
+
+    def run(local_path: str, rotation: int | None) -> VideoExtraction:
+        return extract_video(state, local_path, rotation, sampling, limits)
+
+    return extract_listed(row, run)
 
 
 def detector_name(state: WorkerState) -> str:

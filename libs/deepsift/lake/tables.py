@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from deepsift.errors import DeepsiftError
+from deepsift.lake.schemas import arrow_schema, nullable
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class TableSpec:
 
     def column_names(self) -> list[str]:
         return [column.strip().split()[0] for column in _split_top_level(self.columns)]
+
+    def row_schema(self, exclude: tuple[str, ...] = ()) -> pa.Schema:
+        """The table's columns but ``exclude``, in its order and all nullable, as an Arrow schema: the shape
+        of the rows a stage computes for the table (see :mod:`deepsift.lake.schemas` for the Spark DDL)."""
+        columns = nullable(arrow_schema(self.columns))
+        return pa.schema([field for field in columns if field.name not in exclude])
 
 
 VIDEOS = TableSpec(
@@ -96,7 +104,8 @@ FACES = TableSpec(
     partitioned_by="preprocess_version",
 )
 
-ALL_TABLES = (VIDEOS, EXTRACTIONS, FACES)
+EXTRACTION_TABLES = (VIDEOS, EXTRACTIONS, FACES)
+"""The tables ingest and extraction write: the videos, one outcome per video and version, and the face crops."""
 
 PROVENANCE = TableSpec(
     name="provenance",
@@ -203,7 +212,7 @@ RESCORE_TRIGGER = "rescore"
 scans, so the daily report and the moderation queue leave them out."""
 
 SCAN_TABLES = (FACE_SCORES, VERDICTS)
-"""The tables a scan with a detector writes; kept apart from ``ALL_TABLES`` (ingest and extraction)."""
+"""The tables a scan with a detector writes; kept apart from ``EXTRACTION_TABLES`` (ingest and extraction)."""
 
 MODERATION_QUEUE = TableSpec(
     name="moderation_queue",
@@ -249,7 +258,7 @@ REPORTS = TableSpec(
 """One row per daily moderation report (``deepsift.reports``), upserted: regenerating a date replaces
 its row. ``run_ids`` is empty for a date without a scan."""
 
-EVERY_TABLE = (*ALL_TABLES, PROVENANCE, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
+EVERY_TABLE = (*EXTRACTION_TABLES, PROVENANCE, *SCAN_TABLES, SCAN_RUNS, MODERATION_QUEUE, REPORTS)
 """Every table deepsift writes: ``docs/tables.md`` must describe each of their columns (a test checks)."""
 
 
@@ -257,7 +266,7 @@ class TableSchemaError(DeepsiftError, RuntimeError):
     """An existing table lacks a column that cannot be added in place; the message names it."""
 
 
-def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = ALL_TABLES) -> None:
+def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = EXTRACTION_TABLES) -> None:
     """Create the schema and any missing table; give existing tables the columns their spec gained.
 
     Lakes created by an older deepsift lack newer columns. Nullable ones are added in place (existing

@@ -106,7 +106,7 @@ class FaceScore:
 
 
 @dataclass(frozen=True)
-class FaceCrop:
+class ReportFace:
     """One of a flagged video's best-scoring faces, with its cached crop from ``faces``."""
 
     frame_index: int
@@ -130,7 +130,7 @@ class FlaggedVideo:
     n_frames: int | None
     n_faces: int | None
     faces: tuple[FaceScore, ...]
-    crops: tuple[FaceCrop, ...]
+    crops: tuple[ReportFace, ...]
     provenance_status: str | None
     """Its Content Credentials status (``provenance.status``); None when ingest did not check them."""
 
@@ -338,7 +338,7 @@ def _flagged(
 
 def _faces_of(
     spark: SparkSession, schema: str, videos: list, report_date: date, per_video: int
-) -> tuple[dict[str, list[FaceScore]], dict[str, list[FaceCrop]]]:
+) -> tuple[dict[str, list[FaceScore]], dict[str, list[ReportFace]]]:
     """Every scored face of ``videos`` in their run, in time order, and each video's best-scoring crops."""
     keys = spark.createDataFrame([(row.video_id, row.run_id) for row in videos], "video_id string, run_id string")
     # literal filters let Delta skip files by partition and by its per-file video_id statistics
@@ -363,11 +363,11 @@ def _faces_of(
         .collect()
     )
     faces: dict[str, list[FaceScore]] = defaultdict(list)
-    crops: dict[str, list[FaceCrop]] = defaultdict(list)
+    crops: dict[str, list[ReportFace]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r.frame_index, r.face_index)):
         faces[row.video_id].append(FaceScore(row.frame_index, row.face_index, row.ts_s, row.score))
         if row.crop is not None:
-            crops[row.video_id].append(FaceCrop(row.frame_index, row.ts_s, row.score, bytes(row.crop)))
+            crops[row.video_id].append(ReportFace(row.frame_index, row.ts_s, row.score, bytes(row.crop)))
     return faces, crops
 
 

@@ -21,7 +21,7 @@ from markupsafe import Markup
 from deepsift.detect.contract import Thresholds
 from deepsift.faces.crops import decode_crop, encode_crop
 from deepsift.reports.charts import VERDICT_COLOURS, timeline_chart, trend_chart
-from deepsift.reports.data import DailyData, FaceCrop, FlaggedVideo
+from deepsift.reports.data import DailyData, FlaggedVideo, ReportFace
 from deepsift.verdicts.labels import Verdict
 
 TEMPLATE = "daily.html.j2"
@@ -88,7 +88,7 @@ def thumbnail_src(crop: bytes) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(encode_crop(image, "jpeg", 85)).decode("ascii")
 
 
-def _thumbnail(crop: FaceCrop) -> Thumbnail:
+def _thumbnail(crop: ReportFace) -> Thumbnail:
     when = f"{crop.ts_s:.1f} s" if crop.ts_s is not None else f"frame {crop.frame_index}"
     return Thumbnail(thumbnail_src(crop.crop), f"{when} · {crop.score:.3f}")
 

@@ -1,7 +1,8 @@
 """Extraction: decode, sample and crop faces for every video not yet extracted at this preprocess version.
 
-Work is spread by estimated cost (duration x pixels) over partitions with a greedy longest-first
-packing, so that one long 4K upload does not sit behind a queue of others. Each partition sends its
+Work is spread by estimated cost (duration x pixels) over partitions, in Spark: the pending videos are
+ranked by cost and dealt out, costliest first, in snake order (0..n-1, then n-1..0), so that one long 4K
+upload does not sit behind a queue of others and no driver ever holds the list of videos. Each partition sends its
 videos, one call each, to a warm isolated worker (``deepsift.media.isolation``): a crash, hang or
 memory blow-up becomes an error row for that video and never fails the job. The results are
 checkpointed once, then MERGEd into ``extractions`` (one row per video, with status and reason) and
@@ -10,21 +11,21 @@ checkpointed once, then MERGEd into ``extractions`` (one row per video, with sta
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits, SamplingConfig
 from deepsift.faces.detector import build_face_detector
-from deepsift.faces.extraction import VideoExtraction, preprocess_version
-from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
+from deepsift.faces.extraction import VideoExtraction, extract_listed, preprocess_version
+from deepsift.lake.schemas import spark_ddl
+from deepsift.lake.tables import EXTRACTION_TABLES, EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
 from deepsift.media.isolation import IsolatedWorker, shared_worker
 from deepsift.media.sources import opened_locally
 from deepsift.progress import step
@@ -33,12 +34,13 @@ from deepsift.reasons import MediaError
 UNKNOWN_COST = 1280 * 720 * 60.0
 """Cost assumed for a video whose duration or size the probe could not tell (a 60 s 720p clip)."""
 
-EXTRACTED_SCHEMA = (
-    "video_id string, preprocess_version string, status string, reason string, detail string, "
-    "face_detector string, sample_mode string, n_frames int, n_faces int, decode_s double, faces_s double, "
-    "faces array<struct<frame_index: int, face_index: int, ts_s: double, "
-    "bbox: struct<x: float, y: float, w: float, h: float>, det_score: float, crop: binary>>"
-)
+_EXTRACTED_FACE = pa.struct(FACES.row_schema(exclude=("video_id", "preprocess_version", "crop_format")))
+_ARROW_SCHEMA = EXTRACTIONS.row_schema(exclude=("extracted_at",)).append(pa.field("faces", pa.list_(_EXTRACTED_FACE)))
+EXTRACTED_SCHEMA = spark_ddl(_ARROW_SCHEMA)
+"""One row per video as the extract UDF yields it: its ``extractions`` row (but ``extracted_at``, set at the
+write) and its ``faces`` rows (but the keys and ``crop_format`` they share) nested in ``faces``."""
+LISTED_COLUMNS = ("video_id", "uri", "probe_status", "probe_error", "rotation")
+"""What the extract UDF reads of a pending video's ``videos`` row."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,12 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
     """
     started = time.perf_counter()
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, (VIDEOS, EXTRACTIONS, FACES))
+    ensure_tables(spark, schema, EXTRACTION_TABLES)
     version, detector = planned_preprocess_version(config)
 
     done = spark.table(EXTRACTIONS.qualified(schema)).where(F.col("preprocess_version") == version)
     pending = spark.table(VIDEOS.qualified(schema)).join(done, "video_id", "left_anti")
-    videos = pending.select(
-        "video_id", "uri", "probe_status", "probe_error", "rotation", "duration_s", "width", "height"
-    ).collect()
-
-    extracted = _extract(spark, config, [row.asDict() for row in videos], version, detector, target)
+    extracted = _extract(spark, config, pending, version, detector, target)
     extracted = extracted.checkpoint(eager=True)
     now = F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp")
     merge_insert_new(spark, schema, EXTRACTIONS, extracted.withColumn("extracted_at", now))
@@ -101,49 +99,61 @@ def planned_preprocess_version(config: Config) -> tuple[str, str]:
     return preprocess_version(config.sampling, config.faces, detector), detector
 
 
-def balance_by_cost(videos: list[dict], partitions: int) -> list[list[dict]]:
-    """Greedy longest-processing-time packing: each video, costliest first, joins the lightest bin."""
-    bins: list[list[dict]] = [[] for _ in range(max(1, min(partitions, len(videos))))]
-    heap = [(0.0, index) for index in range(len(bins))]
-    for video in sorted(videos, key=estimated_cost, reverse=True):
-        load, index = heapq.heappop(heap)
-        bins[index].append(video)
-        heapq.heappush(heap, (load + estimated_cost(video), index))
-    return [videos_in_bin for videos_in_bin in bins if videos_in_bin]
+def balanced_by_cost(videos: DataFrame, bins: int) -> DataFrame:
+    """``videos`` in ``bins`` partitions of about equal estimated cost, costliest first in each.
+
+    Computed in Spark, so it holds at millions of videos: a global sort by cost (Spark's range
+    partitioning: ranges of neighbouring costs), then each range dealt out in snake order (0, 1, ..., n-1,
+    n-1, ..., 0, ...), rotated by the range's index, so that every partition gets its share of every cost
+    range and the costliest videos of a range land in different partitions. Some partitions stay empty
+    when there are fewer videos than ``bins``.
+    """
+    costed = videos.select(*videos.columns, estimated_cost().alias("cost"))
+    ranges = costed.orderBy(F.desc("cost"), "video_id").rdd
+
+    def deal(index: int, rows: Iterable[Row]) -> Iterator[tuple[int, Row]]:
+        for rank, row in enumerate(rows):
+            yield (_snake(rank, bins) + index) % bins, row
+
+    dealt = ranges.mapPartitionsWithIndex(deal).partitionBy(bins, lambda target: target).values()
+    return dealt.toDF(costed.schema).sortWithinPartitions(F.desc("cost")).drop("cost")
 
 
-def estimated_cost(video: dict) -> float:
-    """Decode cost grows with duration x pixels; unknown values fall back to :data:`UNKNOWN_COST`."""
-    if video.get("duration_s") and video.get("width") and video.get("height"):
-        return float(video["duration_s"]) * video["width"] * video["height"]
-    return UNKNOWN_COST
+def _snake(rank: int, bins: int) -> int:
+    """The bin of a range's ``rank``-th costliest video: 0..n-1 on even rounds, n-1..0 on odd ones."""
+    round_, index = divmod(rank, bins)
+    return index if round_ % 2 == 0 else bins - 1 - index
+
+
+def estimated_cost() -> Column:
+    """Decode cost grows with duration x pixels; unknown (NULL or 0) values fall back to :data:`UNKNOWN_COST`."""
+    known = (F.col("duration_s") != 0) & (F.col("width") != 0) & (F.col("height") != 0)
+    return F.when(known, F.col("duration_s") * F.col("width") * F.col("height")).otherwise(F.lit(UNKNOWN_COST))
 
 
 def _extract(
-    spark: SparkSession, config: Config, videos: list[dict], version: str, detector: str, target: str
+    spark: SparkSession, config: Config, pending: DataFrame, version: str, detector: str, target: str
 ) -> DataFrame:
-    if not videos:
-        return spark.createDataFrame([], EXTRACTED_SCHEMA)
-    bins = balance_by_cost(videos, spark.sparkContext.defaultParallelism * 2)
-    rows = (
-        spark.sparkContext.parallelize(list(enumerate(bins)), len(bins))
-        .partitionBy(len(bins), lambda index: index)
-        .flatMap(lambda pair: pair[1])
-    )
-    listing = spark.createDataFrame(
-        rows, "video_id string, uri string, probe_status string, probe_error string, rotation int, "
-        "duration_s double, width int, height int"
-    )
+    videos = pending.select(*LISTED_COLUMNS, "duration_s", "width", "height")
+    listing = balanced_by_cost(videos, spark.sparkContext.defaultParallelism * 2).select(*LISTED_COLUMNS)
     settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json())
 
     def extract_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        videos = (video for batch in batches for video in batch.to_pylist())
+        first = next(videos, None)
+        if first is None:  # an empty partition starts no worker
+            return
         sampling, limits = SamplingConfig.model_validate_json(settings[0]), DecodeLimits.model_validate_json(settings[1])
         worker = shared_worker(limits, "deepsift.faces.extraction:init_worker", (settings[2],))
         _check_detector(worker, detector)
-        for batch in batches:
-            for video in batch.to_pylist():
-                result = _extract_one(worker, target, video, sampling, limits)
-                yield _to_record_batch(video["video_id"], version, detector, result)
+
+        def run(path: str, rotation: int | None) -> VideoExtraction:
+            return worker.call(target, path, rotation, sampling, limits)
+
+        for video in itertools.chain([first], videos):
+            # this module's opened_locally, looked up per call: the cluster tests' fault injection replaces it
+            result = extract_listed(video, run, opened_locally)
+            yield _to_record_batch(video["video_id"], version, detector, result)
 
     return listing.mapInArrow(extract_partition, EXTRACTED_SCHEMA)
 
@@ -159,20 +169,6 @@ def _check_detector(worker: IsolatedWorker, expected: str) -> None:
             f"this executor runs face detector {running} but the driver planned {expected}: "
             "give every node the same faces.* settings and detector weights"
         )
-
-
-def _extract_one(
-    worker: IsolatedWorker, target: str, video: dict[str, Any], sampling: SamplingConfig, limits: DecodeLimits
-) -> VideoExtraction:
-    """One video, never an exception: probe failures and worker failures become error results."""
-    if video["probe_status"] != "ok":
-        reason, _, detail = (video["probe_error"] or "open_error: probe failed").partition(": ")
-        return VideoExtraction(status="error", reason=reason, detail=detail)
-    try:
-        with opened_locally(video["uri"]) as path:
-            return worker.call(target, str(path), video["rotation"], sampling, limits)
-    except MediaError as error:
-        return VideoExtraction.failed(error)
 
 
 def _to_record_batch(video_id: str, version: str, detector: str, result: VideoExtraction) -> pa.RecordBatch:
@@ -202,31 +198,6 @@ def _to_record_batch(video_id: str, version: str, detector: str, result: VideoEx
         "faces": faces,
     }
     return pa.RecordBatch.from_pylist([row], schema=_ARROW_SCHEMA)
-
-
-_BBOX = pa.struct([(name, pa.float32()) for name in "xywh"])
-_FACE = pa.struct([
-    ("frame_index", pa.int32()),
-    ("face_index", pa.int32()),
-    ("ts_s", pa.float64()),
-    ("bbox", _BBOX),
-    ("det_score", pa.float32()),
-    ("crop", pa.binary()),
-])
-_ARROW_SCHEMA = pa.schema([
-    ("video_id", pa.string()),
-    ("preprocess_version", pa.string()),
-    ("status", pa.string()),
-    ("reason", pa.string()),
-    ("detail", pa.string()),
-    ("face_detector", pa.string()),
-    ("sample_mode", pa.string()),
-    ("n_frames", pa.int32()),
-    ("n_faces", pa.int32()),
-    ("decode_s", pa.float64()),
-    ("faces_s", pa.float64()),
-    ("faces", pa.list_(_FACE)),
-])
 
 
 def _summarize(extracted: DataFrame, version: str, detector: str, seconds: float) -> ExtractSummary:

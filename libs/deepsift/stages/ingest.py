@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config, DecodeLimits
 from deepsift.errors import DeepsiftError
+from deepsift.lake.schemas import spark_ddl
 from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables
 from deepsift.media.inspect import inspect_file
 from deepsift.media.probe import ProbeResult, content_id
@@ -41,6 +42,9 @@ from deepsift.reasons import MediaError, Reason
 log = logging.getLogger(__name__)
 
 GLOB_CHARACTERS = set("*?[")
+PROBED_COLUMNS = VIDEOS.row_schema(exclude=("uris", "ingest_date", "first_seen_at", "credentials_checked"))
+"""The ``videos`` columns a per-file probe row carries; ``uris`` comes from grouping the files by content
+id, the other three are the same for the whole batch."""
 
 
 class NoInputError(DeepsiftError, ValueError):
@@ -172,11 +176,7 @@ def _probe_files(
     partitions = max(1, min(len(uris), spark.sparkContext.defaultParallelism * 4))
     listing = spark.createDataFrame(pd.DataFrame({"uri": uris})).repartition(partitions)
     limits_json = limits.model_dump_json()
-    probe_schema = (
-        "video_id string, uri string, size_bytes bigint, container string, codec string, width int, height int, "
-        "fps double, duration_s double, frame_count_estimate bigint, rotation int, has_audio boolean, "
-        f"n_video_streams int, probe_status string, probe_error string, {PROBE_COLUMNS}"
-    )
+    probe_schema = f"{spark_ddl(PROBED_COLUMNS)}, {PROBE_COLUMNS}"
 
     def probe_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         worker_limits = DecodeLimits.model_validate_json(limits_json)
