@@ -181,6 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     mlflow_ui.add_argument("--port", type=_positive_int, default=5000, help="TCP port (default: 5000)")
     mlflow_ui.set_defaults(handler=_mlflow_ui)
 
+    maintain = commands.add_parser(
+        "maintain", help="OPTIMIZE, then VACUUM, every deepsift table (the weekly maintenance job)"
+    )
+    maintain.add_argument(
+        "--retention-hours", type=int, help="hours of table history VACUUM keeps (default: 168, Delta's minimum)"
+    )
+    maintain.set_defaults(handler=_maintain)
+
     demo = commands.add_parser(
         "demo", help="the whole job on generated demo clips: ingest, a detector if none, scan, verdicts"
     )
@@ -321,6 +329,12 @@ def _evaluate(args: argparse.Namespace, config: Config) -> int:
         table.add_row(name, f"{value:.4f}")
     console.print(table)
     return 0
+
+
+def _maintain(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.orchestration.maintenance import run_maintenance
+
+    return run_maintenance(config, args.retention_hours)
 
 
 def _models_list(args: argparse.Namespace, config: Config) -> int:
