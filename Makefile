@@ -1,6 +1,6 @@
 # Two commands on a fresh clone: `make scan` (the main job on the embedded defaults) and `make test`.
 # Each creates or refreshes the virtual environment first; nothing else needs to be installed by hand
-# beyond a JDK 17+ (java, and javac for the read-only SQL extension) and, for the tests, FFmpeg
+# beyond a JDK 17+ (java, and javac: `make install` builds the read-only SQL extension) and, for the tests, FFmpeg
 # (infra/check_prereqs.sh says what is missing).
 
 PYTHON ?= python3
@@ -39,6 +39,8 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	bash infra/check_prereqs.sh javac
+	$(BIN)/python -m deepsift.lake.readonly
 	touch $(STAMP)
 
 prereqs:

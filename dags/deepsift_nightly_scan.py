@@ -29,31 +29,61 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
-from deepsift.orchestration.defaults import SPARK_CONN_ID, SPARK_POOL, START_DATE, default_args
+from deepsift.orchestration.defaults import dag_options
+from deepsift.orchestration.spark_jobs import spark_job
 
 DAG_ID = "deepsift_nightly_scan"
 JOBS_DIR = Path(__file__).parent.parent / "jobs"
 
 
+def prepare_scan(folder: str, scan_date: str, run_id: str | None = None) -> list[str]:
+    """spark-submit arguments, conf and environment for ``jobs/scan.py``, from the config at run time."""
+    from deepsift.orchestration.submit import scan_args
+
+    return scan_args(folder, date.fromisoformat(scan_date), f"airflow:{DAG_ID}/{run_id}")
+
+
+def prepare_report(scan_date: str) -> list[str]:
+    """spark-submit arguments, conf and environment for ``jobs/report.py``: the scan date's report.
+
+    Runs once the scan succeeded or was skipped (an empty day), never after a failed scan.
+    """
+    from deepsift.orchestration.submit import report_args
+
+    return report_args(date.fromisoformat(scan_date))
+
+
+scan_job = spark_job(
+    JOBS_DIR,
+    "scan",
+    prepare_scan,
+    doc_md="`jobs/scan.py` through spark-submit: ingest the day's folder, extract, score, judge, record.",
+    execution_timeout=timedelta(hours=6),
+)
+report_job = spark_job(
+    JOBS_DIR,
+    "report",
+    prepare_report,
+    doc_md="`jobs/report.py` through spark-submit: the scan date's moderation report (one HTML file under "
+    "the deepsift home) and its row in `reports`; after an empty day the page says no scan ran.",
+    execution_timeout=timedelta(hours=1),
+    trigger_rule=TriggerRule.NONE_FAILED,
+)
+
+
 @dag(
-    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=8),
-    default_args=default_args(),
-    tags=["deepsift", "scan"],
-    doc_md=__doc__,
-    params={
-        "source_root": Param(None, type=["null", "string"], description="default: variable deepsift_source_root"),
-        "source_layout": Param(
-            None, type=["null", "string"], description="default: variable deepsift_source_layout, else %Y-%m-%d"
-        ),
-    },
+    **dag_options(
+        DAG_ID, timedelta(hours=8), "scan", __doc__,
+        params={
+            "source_root": Param(None, type=["null", "string"], description="default: variable deepsift_source_root"),
+            "source_layout": Param(
+                None, type=["null", "string"], description="default: variable deepsift_source_layout, else %Y-%m-%d"
+            ),
+        },
+    )
 )
 def deepsift_nightly_scan() -> None:
     @task(multiple_outputs=True)
@@ -90,67 +120,11 @@ def deepsift_nightly_scan() -> None:
             print(f"no uploads in {folder}: nothing to scan")
         return files > 0
 
-    @task(multiple_outputs=True)
-    def prepare_scan(folder: str, scan_date: str, run_id: str | None = None) -> dict[str, Any]:
-        """spark-submit arguments, conf and environment for ``jobs/scan.py``, from the config at run time."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from deepsift.orchestration.submit import SubmissionError, build_submission, scan_args, spark_master
-
-        try:
-            args = scan_args(folder, date.fromisoformat(scan_date), f"airflow:{DAG_ID}/{run_id}")
-            submission = build_submission(JOBS_DIR, "scan", args, spark_master(SPARK_CONN_ID))
-        except SubmissionError as error:
-            raise AirflowFailException(str(error)) from error
-        return submission.as_dict()
-
-    @task(multiple_outputs=True, trigger_rule=TriggerRule.NONE_FAILED)
-    def prepare_report(scan_date: str) -> dict[str, Any]:
-        """spark-submit arguments, conf and environment for ``jobs/report.py``: the scan date's report.
-
-        Runs once the scan succeeded or was skipped (an empty day), never after a failed scan.
-        """
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from deepsift.orchestration.submit import SubmissionError, build_submission, report_args, spark_master
-
-        try:
-            args = report_args(date.fromisoformat(scan_date))
-            submission = build_submission(JOBS_DIR, "report", args, spark_master(SPARK_CONN_ID))
-        except SubmissionError as error:
-            raise AirflowFailException(str(error)) from error
-        return submission.as_dict()
-
     day = resolve_day()
-    submission = prepare_scan(day["folder"], day["scan_date"])
-    scan = SparkSubmitOperator(
-        task_id="scan",
-        doc_md="`jobs/scan.py` through spark-submit: ingest the day's folder, extract, score, judge, record.",
-        conn_id=SPARK_CONN_ID,
-        application=submission["application"],
-        application_args=submission["application_args"],
-        conf=submission["conf"],
-        env_vars=submission["env_vars"],
-        name="deepsift-scan",
-        pool=SPARK_POOL,
-        execution_timeout=timedelta(hours=6),
-    )
-    report_submission = prepare_report(day["scan_date"])
-    report = SparkSubmitOperator(
-        task_id="report",
-        doc_md="`jobs/report.py` through spark-submit: the scan date's moderation report (one HTML file under "
-        "the deepsift home) and its row in `reports`; after an empty day the page says no scan ran.",
-        conn_id=SPARK_CONN_ID,
-        application=report_submission["application"],
-        application_args=report_submission["application_args"],
-        conf=report_submission["conf"],
-        env_vars=report_submission["env_vars"],
-        name="deepsift-report",
-        pool=SPARK_POOL,
-        execution_timeout=timedelta(hours=1),
-    )
-    has_uploads(day["files"], day["folder"]) >> submission
-    scan >> report_submission >> report
+    prepared_scan, scan = scan_job(day["folder"], day["scan_date"])
+    prepared_report, _ = report_job(day["scan_date"])
+    has_uploads(day["files"], day["folder"]) >> prepared_scan
+    scan >> prepared_report
 
 
 deepsift_nightly_scan()

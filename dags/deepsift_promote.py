@@ -18,23 +18,18 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from deepsift.orchestration.defaults import START_DATE, default_args
+from deepsift.orchestration.defaults import dag_options
 
 
 @dag(
-    dag_id="deepsift_promote",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=30),
-    default_args=default_args(),
-    tags=["deepsift", "models"],
-    doc_md=__doc__,
-    params={
-        "metric": Param("auc", type="string", description="metric to compare; higher is better"),
-        "force": Param(False, type="boolean", description="promote even if the challenger is worse"),
-    },
+    **dag_options(
+        "deepsift_promote", timedelta(minutes=30), "models", __doc__,
+        params={
+            "metric": Param("auc", type="string", description="metric to compare; higher is better"),
+            "force": Param(False, type="boolean", description="promote even if the challenger is worse"),
+        },
+    )
 )
 def deepsift_promote() -> None:
     @task

@@ -18,73 +18,58 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, dag
 
-from deepsift.orchestration.defaults import SPARK_CONN_ID, SPARK_POOL, START_DATE, default_args
+from deepsift.orchestration.defaults import dag_options
+from deepsift.orchestration.spark_jobs import spark_job
 
 JOBS_DIR = Path(__file__).parent.parent / "jobs"
 
 
+def prepare_training(params: dict[str, Any]) -> list[str]:
+    """spark-submit arguments, conf and environment for ``jobs/train.py``, from the config at run time."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deepsift.orchestration.submit import train_args
+
+    corpus = params["corpus"] or Variable.get("deepsift_training_corpus", default=None)
+    if not corpus:
+        raise AirflowFailException(
+            "no corpus of real faces: set the Airflow Variable deepsift_training_corpus or the corpus param"
+        )
+    return train_args(
+        params["architecture"], params["epochs"], params["input_size"], params["max_steps"],
+        params["since"], params["until"], params["labels_table"], corpus,
+    )
+
+
 @dag(
-    dag_id="deepsift_train",
     schedule=CronTriggerTimetable("0 3 * * 6", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=12),
-    default_args=default_args(retries=1),
-    tags=["deepsift", "training"],
-    doc_md=__doc__,
-    params={
-        "architecture": Param("efficientnet_lite0", type="string"),  # = DEFAULT_ARCHITECTURE, not imported: no torch
-        "epochs": Param(8, type="integer", minimum=1, description="the most epochs; early stopping may end sooner"),
-        "corpus": Param(None, type=["null", "string"], description="folder of real faces with a MANIFEST.csv"),
-        "input_size": Param(None, type=["null", "integer"], minimum=32),
-        "max_steps": Param(None, type=["null", "integer"], minimum=1),
-        "since": Param(None, type=["null", "string"], description="only videos ingested on or after (YYYY-MM-DD)"),
-        "until": Param(None, type=["null", "string"], description="only videos ingested on or before (YYYY-MM-DD)"),
-        "labels_table": Param(None, type=["null", "string"], description="table with video_id and label"),
-    },
+    **dag_options(
+        "deepsift_train", timedelta(hours=12), "training", __doc__,
+        params={
+            "architecture": Param("efficientnet_lite0", type="string"),  # = DEFAULT_ARCHITECTURE, not imported: no torch
+            "epochs": Param(8, type="integer", minimum=1, description="the most epochs; early stopping may end sooner"),
+            "corpus": Param(None, type=["null", "string"], description="folder of real faces with a MANIFEST.csv"),
+            "input_size": Param(None, type=["null", "integer"], minimum=32),
+            "max_steps": Param(None, type=["null", "integer"], minimum=1),
+            "since": Param(None, type=["null", "string"], description="only videos ingested on or after (YYYY-MM-DD)"),
+            "until": Param(None, type=["null", "string"], description="only videos ingested on or before (YYYY-MM-DD)"),
+            "labels_table": Param(None, type=["null", "string"], description="table with video_id and label"),
+        },
+        retries=1,
+    )
 )
 def deepsift_train() -> None:
-    @task(multiple_outputs=True)
-    def prepare_training(params: dict[str, Any]) -> dict[str, Any]:
-        """spark-submit arguments, conf and environment for ``jobs/train.py``, from the config at run time."""
-        from airflow.sdk import Variable
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from deepsift.orchestration.submit import SubmissionError, build_submission, spark_master, train_args
-
-        corpus = params["corpus"] or Variable.get("deepsift_training_corpus", default=None)
-        if not corpus:
-            raise AirflowFailException(
-                "no corpus of real faces: set the Airflow Variable deepsift_training_corpus or the corpus param"
-            )
-        try:
-            args = train_args(
-                params["architecture"], params["epochs"], params["input_size"], params["max_steps"],
-                params["since"], params["until"], params["labels_table"], corpus,
-            )
-            submission = build_submission(JOBS_DIR, "train", args, spark_master(SPARK_CONN_ID))
-        except SubmissionError as error:
-            raise AirflowFailException(str(error)) from error
-        return submission.as_dict()
-
-    submission = prepare_training()
-    SparkSubmitOperator(
-        task_id="train",
+    spark_job(
+        JOBS_DIR,
+        "train",
+        prepare_training,
         doc_md="`jobs/train.py` through spark-submit: extract crops, train, evaluate on held-out videos, "
         "register the version as `@challenger`.",
-        conn_id=SPARK_CONN_ID,
-        application=submission["application"],
-        application_args=submission["application_args"],
-        conf=submission["conf"],
-        env_vars=submission["env_vars"],
-        name="deepsift-train",
-        pool=SPARK_POOL,
         execution_timeout=timedelta(hours=10),
-    )
+    )()
 
 
 deepsift_train()

@@ -1,8 +1,8 @@
-"""spark-submit entrypoint: OPTIMIZE and VACUUM every deepsift table (``--retention-hours``, default 168)."""
+"""spark-submit entrypoint: `deepsift maintain` (same arguments: ``--retention-hours``, default 168)."""
 
 import sys
 
-from deepsift.orchestration.maintenance import main
+from deepsift.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["maintain", *sys.argv[1:]]))

@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_report_command(commands)
     _add_sql_command(commands)
     _add_server_commands(commands)
+    _add_maintenance_command(commands)
     _add_demo_command(commands)
     _add_reaggregate_command(commands)
     return parser
@@ -214,6 +215,17 @@ def _add_server_commands(commands: Commands) -> None:
     )
     mlflow_ui.add_argument("--port", type=_positive_int, default=5000, help="TCP port (default: 5000)")
     mlflow_ui.set_defaults(handler=_mlflow_ui)
+
+
+def _add_maintenance_command(commands: Commands) -> None:
+    """``deepsift maintain``: the weekly table maintenance, the same job the maintenance DAG submits."""
+    maintain = commands.add_parser(
+        "maintain", help="OPTIMIZE, then VACUUM, every deepsift table (the weekly maintenance job)"
+    )
+    maintain.add_argument(
+        "--retention-hours", type=int, help="hours of table history VACUUM keeps (default: 168, Delta's minimum)"
+    )
+    maintain.set_defaults(handler=_maintain)
 
 
 def _add_demo_command(commands: Commands) -> None:
@@ -391,6 +403,12 @@ def _evaluate(args: argparse.Namespace, config: Config) -> int:
         table.add_row(name, f"{value:.4f}")
     console.print(table)
     return 0
+
+
+def _maintain(args: argparse.Namespace, config: Config) -> int:
+    from deepsift.orchestration.maintenance import run_maintenance
+
+    return run_maintenance(config, args.retention_hours)
 
 
 def _models_list(args: argparse.Namespace, config: Config) -> int:

@@ -192,7 +192,7 @@ def no_executors(master: str) -> dict[str, object]:
 
 
 def lake(home: str) -> dict[str, object]:
-    from deepsift.lake.session import spark_conf
+    from deepsift.lake.session import ensure_spark_jars, spark_conf
     from deepsift.lake.tables import EXTRACTIONS, SCAN_RUNS, TableSchemaError, ensure_tables
 
     config = load_config(
@@ -200,6 +200,7 @@ def lake(home: str) -> dict[str, object]:
     )
     # deepsift's own settings with Delta, on Spark's in-memory catalog: the Derby metastore would only
     # add start-up time, and ensure_tables goes through the session catalog either way.
+    ensure_spark_jars(config)
     conf = spark_conf(config) | {"spark.sql.catalogImplementation": "in-memory"}
     builder = SparkSession.builder.master(config.spark.master)
     for key, value in conf.items():

@@ -50,3 +50,10 @@ def test_import_refuses_a_mismatched_checkpoint(tmp_path, monkeypatch, capsys):
     torch.save(build_detector_network("mobilenetv3_small_050").state_dict(), checkpoint)
     assert main(["models", "import", str(checkpoint), "--architecture", "efficientnet_b0"]) == 1
     assert "does not fit efficientnet_b0" in capsys.readouterr().err
+
+
+def test_maintain_refuses_a_retention_delta_would_refuse_before_spark_starts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEEPSIFT_HOME", str(tmp_path))
+    assert main(["maintain", "--retention-hours", "24"]) == 2
+    assert "retention of 24 h" in capsys.readouterr().err
+    assert not (tmp_path / "metastore").exists()

@@ -40,11 +40,23 @@ def ensure_delta_jars(cache_dir: Path, maven_repo: str = DEFAULT_MAVEN_REPO) -> 
         # [PosixPath('.../delta-spark_2.13-4.4.0.jar'), PosixPath('.../delta-storage-4.4.0.jar')]
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return [_ensure_jar(cache_dir, maven_repo.rstrip("/"), *artifact) for artifact in DELTA_ARTIFACTS]
+    return [
+        _ensure_jar(target, maven_repo.rstrip("/"), *artifact)
+        for target, artifact in zip(delta_jar_paths(cache_dir), DELTA_ARTIFACTS, strict=True)
+    ]
 
 
-def _ensure_jar(cache_dir: Path, repo: str, group: str, artifact: str, version: str) -> Path:
-    target = cache_dir / f"{artifact}-{version}.jar"
+def delta_jar_paths(cache_dir: Path) -> list[Path]:
+    """Where :func:`ensure_delta_jars` caches the Delta jars in ``cache_dir``; checks nothing, fetches nothing.
+
+    >>> [path.name for path in delta_jar_paths(Path("jars"))]
+    ['delta-spark_2.13-4.4.0.jar', 'delta-storage-4.4.0.jar']
+    """
+    return [cache_dir / f"{artifact}-{version}.jar" for _, artifact, version in DELTA_ARTIFACTS]
+
+
+def _ensure_jar(target: Path, repo: str, group: str, artifact: str, version: str) -> Path:
+    cache_dir = target.parent
     if target.exists():
         return target
     url = f"{repo}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"

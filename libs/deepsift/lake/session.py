@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,10 +27,12 @@ from pyspark.sql import SparkSession
 from deepsift.config import Config, ConfigError
 from deepsift.errors import DeepsiftError
 from deepsift.lake.class_archive import ClassArchive, class_archive, user_cache_dir
-from deepsift.lake.jars import ensure_delta_jars
+from deepsift.lake.jars import delta_jar_paths, ensure_delta_jars
+from deepsift.lake.jdk import jdk_tool
 from deepsift.lake.metastore import MetastoreLease, hold_metastore
-from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar
+from deepsift.lake.readonly import EXTENSION_CLASS, ensure_extension_jar, extension_jar_path
 from deepsift.lake.tables import ensure_schema
+from deepsift.spark_master import MasterUnreachableError, SubmissionError, check_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -55,20 +56,41 @@ class JavaNotFoundError(DeepsiftError, RuntimeError):
 def check_java() -> Path:
     """The ``java`` Spark will run; fails with a one-line instruction when there is none (Spark's own error
     is obscure)."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
+    java = jdk_tool("java")
+    if java is None:
         raise JavaNotFoundError(
             "Java 17 or newer is required: install a JDK (e.g. `apt-get install openjdk-17-jre-headless`) "
             "or set JAVA_HOME"
         )
-    return Path(java)
+    return java
+
+
+def spark_jars(config: Config) -> list[Path]:
+    """The jars every deepsift session adds (Delta, the read-only SQL extension), where they are cached.
+
+    Only paths: :func:`ensure_spark_jars` makes them exist.
+    """
+    jars_dir = config.cache_dir / "jars"
+    return [*delta_jar_paths(jars_dir), extension_jar_path(jars_dir)]
+
+
+def ensure_spark_jars(config: Config) -> list[Path]:
+    """Make the jars of :func:`spark_jars` exist: download the Delta jars and build the extension if missing.
+
+    Called before a JVM that needs them starts (a session here, a spark-submit); at install time,
+    ``python -m deepsift.lake.readonly`` builds the extension so that a runtime needs no ``javac``.
+    """
+    jars_dir = config.cache_dir / "jars"
+    return [*ensure_delta_jars(jars_dir, config.spark.maven_repo), ensure_extension_jar(jars_dir)]
 
 
 def spark_conf(config: Config) -> dict[str, str]:
-    """Every Spark setting deepsift relies on, for a session here or for spark-submit elsewhere."""
-    jars_dir = config.cache_dir / "jars"
-    jars = [*ensure_delta_jars(jars_dir, config.spark.maven_repo), ensure_extension_jar(jars_dir)]
+    """Every Spark setting deepsift relies on, for a session here or for spark-submit elsewhere.
+
+    Computed from ``config`` and known paths only: it downloads and builds nothing (the jars it names
+    exist once :func:`ensure_spark_jars` ran).
+    """
+    jars = spark_jars(config)
     metastore = config.metastore_dir
     java_options = [f"-Dderby.system.home={metastore}"]
     if not config.spark.verbose_logs:
@@ -113,6 +135,7 @@ def build_spark_session(config: Config) -> SparkSession:
     check_master_reachable(config.spark.master)
     if SparkContext._gateway is None and _lease is None:  # noqa: SLF001 - a JVM of this process holds its turn already
         _lease = hold_metastore(config)
+    ensure_spark_jars(config)
     conf = spark_conf(config)
     # Under spark-submit the JVM runs already, with the options spark-submit gave it.
     starts_a_jvm = SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ  # noqa: SLF001
@@ -267,8 +290,6 @@ def check_master_reachable(master: str) -> None:
     Spark itself retries a standalone master for about a minute, then fails with "Cannot call methods on
     a stopped SparkContext" under a Java stack trace, which names neither the master nor the fix.
     """
-    from deepsift.orchestration.submit import MasterUnreachableError, SubmissionError, check_reachable
-
     try:
         check_reachable(master)
     except SubmissionError as error:
@@ -288,8 +309,6 @@ def _is_stopped_context(error: Py4JJavaError) -> bool:
 
 def _not_a_master(master: str) -> Exception:
     """What to say when a ``spark://`` address answered but Spark gave up registering the application."""
-    from deepsift.orchestration.submit import MasterUnreachableError
-
     return MasterUnreachableError(
         f"Spark master {master} accepted the connection but never registered this application (Spark gives up "
         "after about a minute): expected a Spark standalone master at that address, not another service; check "

@@ -1,4 +1,4 @@
-"""What every deepsift DAG shares: owner, retry policy, timeouts and the Spark pool.
+"""What every deepsift DAG shares: owner, retry policy, timeouts, the Spark pool and the DAG settings.
 
 Standard library only: the DAG files import this module while Airflow parses them.
 """
@@ -34,4 +34,30 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "max_retry_delay": MAX_RETRY_DELAY,
         "execution_timeout": TASK_TIMEOUT,
         **overrides,
+    }
+
+
+def dag_options(
+    dag_id: str,
+    dagrun_timeout: timedelta,
+    topic: str,
+    doc_md: str | None,
+    params: dict[str, Any] | None = None,
+    **task_overrides: Any,
+) -> dict[str, Any]:
+    """The ``@dag`` arguments of a deepsift DAG but its schedule: no catch-up, one active run, tags
+    ``deepsift`` and ``topic``.
+
+    ``task_overrides`` change the task defaults of :func:`default_args` (the retries, say).
+    """
+    return {
+        "dag_id": dag_id,
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "dagrun_timeout": dagrun_timeout,
+        "default_args": default_args(**task_overrides),
+        "tags": ["deepsift", topic],
+        "doc_md": doc_md,
+        "params": params or {},
     }

@@ -10,15 +10,15 @@ which costs minutes on a small cluster; maintenance lists with ``spark.shuffle_p
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from deepsift.errors import DeepsiftError
+from deepsift.config import Config
 from deepsift.lake.tables import EVERY_TABLE
+from deepsift.orchestration.submit import SubmissionError
 
 DEFAULT_RETENTION_HOURS = 168
 RETENTION_VARIABLE = "deepsift_vacuum_retention_hours"
@@ -27,18 +27,8 @@ RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
-class RetentionError(DeepsiftError, ValueError):
-    """The retention is negative, or under Delta's minimum while its safety check is on."""
-
-
-@dataclass(frozen=True)
-class TableMaintenance:
-    """What maintenance did to one table; ``exists`` is False for a table no job has created yet."""
-
-    table: str
-    exists: bool
-    files_removed: int = 0
-    files_added: int = 0
+class RetentionError(SubmissionError):
+    """The retention is negative, or under Delta's minimum while its safety check is on (an invalid job argument)."""
 
 
 def retention_hours(param: int | None, variable: str | None) -> int:
@@ -67,6 +57,16 @@ def check_retention(hours: int, conf: Mapping[str, str]) -> int:
     return hours
 
 
+@dataclass(frozen=True)
+class TableMaintenance:
+    """What maintenance did to one table; ``exists`` is False for a table no job has created yet."""
+
+    table: str
+    exists: bool
+    files_removed: int = 0
+    files_added: int = 0
+
+
 def maintain_tables(
     spark: SparkSession, schema: str, retention_hours: int, listing_parallelism: int
 ) -> list[TableMaintenance]:
@@ -85,25 +85,20 @@ def maintain_tables(
     return done
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``jobs/maintain.py``: OPTIMIZE and VACUUM every table of the configured schema."""
-    from deepsift.config import ConfigError, load_config
+def run_maintenance(config: Config, hours: int | None) -> int:
+    """``deepsift maintain`` (``jobs/maintain.py``): OPTIMIZE and VACUUM every table of the configured schema.
+
+    ``hours`` defaults to 168; a retention Delta would refuse fails before Spark starts (exit status 2).
+    """
     from deepsift.lake.session import build_spark_session, spark_conf
 
-    parser = argparse.ArgumentParser(prog="maintain", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML config file (default: $DEEPSIFT_CONFIG, else built-in defaults)")
-    parser.add_argument("--retention-hours", type=int, default=DEFAULT_RETENTION_HOURS)
-    args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
-        check_retention(args.retention_hours, spark_conf(config))
-    except (ConfigError, RetentionError) as error:
+        hours = check_retention(retention_hours(hours, None), spark_conf(config))
+    except RetentionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     spark = build_spark_session(config)
-    for result in maintain_tables(
-        spark, config.lake.schema_name, args.retention_hours, config.spark.shuffle_partitions
-    ):
+    for result in maintain_tables(spark, config.lake.schema_name, hours, config.spark.shuffle_partitions):
         if result.exists:
             print(f"{result.table}: compacted {result.files_removed} files into {result.files_added}, vacuumed")
         else:

@@ -3,7 +3,8 @@
 Everything is computed when the task runs, never when the DAG is parsed: the deepsift configuration
 is loaded in the Airflow worker (``DEEPSIFT_*`` variables, ``DEEPSIFT_CONFIG``) and
 :func:`deepsift.lake.session.spark_conf` turns it into the ``--conf`` settings (Delta jars, catalog,
-warehouse, driver memory). The master comes from the Airflow connection; the job receives it as
+warehouse, driver memory), after :func:`deepsift.lake.session.ensure_spark_jars` made the jars exist
+here, where spark-submit starts the driver. The master comes from the Airflow connection; the job receives it as
 ``DEEPSIFT_SPARK__MASTER``, with ``DEEPSIFT_HOME`` made absolute, so that the job's own session and
 the conf agree on where Spark runs and where the lakehouse lives. A standalone or Kubernetes master
 that accepts no connection fails the task before spark-submit starts (Spark itself would wait about
@@ -14,27 +15,19 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from deepsift.errors import DeepsiftError
+# The master check lives below both this module and the session factory; its names stay importable here.
+from deepsift.spark_master import MasterUnreachableError as MasterUnreachableError
+from deepsift.spark_master import SubmissionError, check_reachable
 
 TRIGGER_PATTERN = re.compile(r"airflow:[A-Za-z0-9_.-]+/[A-Za-z0-9_.~:+-]+")
 """``airflow:<dag_id>/<run_id>``, both in the characters Airflow allows by default."""
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
-
-
-class SubmissionError(DeepsiftError, ValueError):
-    """An argument or setting of a Spark job is invalid; retrying the same run cannot help."""
-
-
-class MasterUnreachableError(DeepsiftError, ConnectionError):
-    """No host of a standalone or Kubernetes master accepts a connection; a later retry may succeed."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ def build_submission(
 ) -> SparkSubmission:
     """The submission of ``jobs/<job>.py`` with ``args`` on ``master``, configured from ``environ``."""
     from deepsift.config import ConfigError, load_config
-    from deepsift.lake.session import spark_conf
+    from deepsift.lake.session import ensure_spark_jars, spark_conf
 
     application = jobs_dir / f"{job}.py"
     if not application.is_file():
@@ -85,34 +78,13 @@ def build_submission(
     except ConfigError as error:
         raise SubmissionError(f"{error} (master from the Airflow connection: {master})") from None
     check_reachable(master)
+    ensure_spark_jars(config)  # spark-submit starts the driver JVM here, with these jars on its class path
     return SparkSubmission(
         application=str(application),
         application_args=_checked(args),
         conf=spark_conf(config),
         env_vars={"DEEPSIFT_SPARK__MASTER": master, "DEEPSIFT_HOME": str(config.home.resolve())},
     )
-
-
-def check_reachable(master: str, timeout_s: float = 10.0) -> None:
-    """Raise :class:`MasterUnreachableError` unless some host of a ``spark://`` or ``k8s://`` master answers.
-
-    Local masters need no network; YARN finds its resource manager through the Hadoop configuration.
-    """
-    if master.startswith("spark://"):
-        addresses = [_host_port(f"spark://{host}", 7077) for host in master.removeprefix("spark://").split(",")]
-    elif master.startswith("k8s://"):
-        url = master.removeprefix("k8s://")
-        addresses = [_host_port(url if "://" in url else f"https://{url}", 443)]
-    else:
-        return
-    failures = []
-    for host, port in addresses:
-        try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-            return
-        except OSError as error:
-            failures.append(f"{host}:{port}: {error}")
-    raise MasterUnreachableError(f"Spark master {master} cannot be reached ({'; '.join(failures)})")
 
 
 def scan_args(folder: str, scan_date: date, trigger: str) -> list[str]:
@@ -157,17 +129,6 @@ def train_args(
     if corpus:
         args += ["--corpus", corpus]
     return args
-
-
-def _host_port(url: str, default_port: int) -> tuple[str, int]:
-    parsed = urlparse(url)
-    try:
-        port = parsed.port
-    except ValueError:
-        raise SubmissionError(f"Spark master address {url} has an invalid port") from None
-    if not parsed.hostname:
-        raise SubmissionError(f"Spark master address {url} names no host")
-    return parsed.hostname, port or (80 if parsed.scheme == "http" else default_port)
 
 
 def _checked(args: Sequence[str]) -> list[str]:

@@ -20,7 +20,7 @@ import pyspark
 from deepsift.config import Config
 from deepsift.lake.metastore import hold_metastore
 from deepsift.lake.readonly import READ_ONLY_CONF
-from deepsift.lake.session import spark_conf
+from deepsift.lake.session import ensure_spark_jars, spark_conf
 from deepsift.local_server import BIND_HOST, check_port_free, run_in_foreground
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
@@ -33,6 +33,7 @@ def jdbc_url(config: Config, port: int) -> str:
 
 def server_command(config: Config, port: int) -> list[str]:
     """The ``spark-submit`` command line of the server (it builds the extension jar if needed)."""
+    ensure_spark_jars(config)
     conf = {**spark_conf(config), READ_ONLY_CONF: "true"}
     # The server opens JDBC sessions on threads whose class loader does not see spark.jars (DeltaCatalog
     # was not found): the jars go on the JVM's own class path too.
