@@ -76,9 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_report_command(commands)
     _add_sql_command(commands)
     _add_server_commands(commands)
-    _add_maintenance_command(commands)
     _add_demo_command(commands)
-    _add_reaggregate_command(commands)
+    _add_stored_data_commands(commands)
     return parser
 
 
@@ -217,17 +216,6 @@ def _add_server_commands(commands: Commands) -> None:
     mlflow_ui.set_defaults(handler=_mlflow_ui)
 
 
-def _add_maintenance_command(commands: Commands) -> None:
-    """``deepsift maintain``: the weekly table maintenance, the same job the maintenance DAG submits."""
-    maintain = commands.add_parser(
-        "maintain", help="OPTIMIZE, then VACUUM, every deepsift table (the weekly maintenance job)"
-    )
-    maintain.add_argument(
-        "--retention-hours", type=int, help="hours of table history VACUUM keeps (default: 168, Delta's minimum)"
-    )
-    maintain.set_defaults(handler=_maintain)
-
-
 def _add_demo_command(commands: Commands) -> None:
     """``deepsift demo``: the whole job on generated clips, for a fresh clone."""
     demo = commands.add_parser(
@@ -240,8 +228,10 @@ def _add_demo_command(commands: Commands) -> None:
     demo.set_defaults(handler=_demo)
 
 
-def _add_reaggregate_command(commands: Commands) -> None:
-    """``deepsift reaggregate``: a version's verdicts replayed under another rule, from stored scores."""
+def _add_stored_data_commands(commands: Commands) -> None:
+    """Commands over what the lake already holds: ``reaggregate`` (a version's verdicts replayed under
+    another rule, from stored scores) and ``maintain`` (the weekly table maintenance, the same job the
+    maintenance DAG submits)."""
     replay = commands.add_parser(
         "reaggregate", help="print a version's verdicts replayed under another aggregation rule from stored face scores"
     )
@@ -249,6 +239,14 @@ def _add_reaggregate_command(commands: Commands) -> None:
     replay.add_argument("--aggregation", required=True, type=_aggregation_rule, help="e.g. max, mean, topk_mean, confident")
     replay.add_argument("--date", type=date.fromisoformat, help="only that scan date's scores (default: each video's latest)")
     replay.set_defaults(handler=_reaggregate)
+
+    maintain = commands.add_parser(
+        "maintain", help="OPTIMIZE, then VACUUM, every deepsift table (the weekly maintenance job)"
+    )
+    maintain.add_argument(
+        "--retention-hours", type=int, help="hours of table history VACUUM keeps (default: 168, Delta's minimum)"
+    )
+    maintain.set_defaults(handler=_maintain)
 
 
 def _aggregation_rule(text: str) -> str:

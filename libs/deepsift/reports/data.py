@@ -137,11 +137,13 @@ class FlaggedVideo:
 
 @dataclass(frozen=True)
 class ReasonExample:
+    """One video behind a reason: where it is and what was said about it."""
+
     location: str
     detail: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReasonSummary:
     """How many videos of the day got ``verdict`` for ``reason``, with a few of them."""
 
