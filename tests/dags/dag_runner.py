@@ -56,6 +56,7 @@ def _settings(dag: Any) -> dict[str, Any]:
         "tags": sorted(dag.tags),
         "owner": dag.owner,
         "doc_md": dag.doc_md,
+        "param_defaults": {name: param.value for name, param in dag.params.items()},
         "tasks": {
             task.task_id: {
                 "owner": task.owner,

@@ -58,6 +58,13 @@ def test_parsing_imports_no_spark_torch_mlflow_or_deepsift_internals(parsed):
     assert parsed["heavy_modules"] == []
 
 
+def test_the_training_dag_defaults_to_the_librarys_default_architecture(parsed):
+    """The DAG file writes the default as a literal (importing it would load torch at parse time)."""
+    from deepsift.detect.architectures import DEFAULT_ARCHITECTURE
+
+    assert parsed["dags"]["deepsift_train"]["param_defaults"]["architecture"] == DEFAULT_ARCHITECTURE
+
+
 def test_schedules_and_catchup(parsed):
     dags = parsed["dags"]
     assert dags["deepsift_nightly_scan"]["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
