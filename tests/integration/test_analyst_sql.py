@@ -24,9 +24,9 @@ from deepsift.cli import main
 from deepsift.detect.architectures import build_detector_network
 from deepsift.lake.readonly import READ_ONLY_CONF, ensure_extension_jar, read_only_session
 from deepsift.lake.tables import _split_top_level
-from deepsift.lake.views import EVERY_VIEW, LATEST_VERDICTS
 from deepsift.registry.mlflow_models import DetectorRegistry
 from deepsift.sql import analyst
+from deepsift.sql.views import EVERY_VIEW, LATEST_VERDICTS
 from deepsift.stages.scan import rescore
 from deepsift.verdicts.labels import Verdict
 

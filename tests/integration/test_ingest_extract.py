@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from deepsift.lake.views import VIDEO_CREDENTIALS
 from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
+from deepsift.sql.views import VIDEO_CREDENTIALS
 from deepsift.stages.extract import extract_pending
 from deepsift.stages.ingest import NoInputError, ingest
 

@@ -18,11 +18,11 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.lake.tables import PROVENANCE, SCAN_RUNS, VERDICTS, ensure_tables, merge_insert_new
-from deepsift.lake.views import LATEST_VERDICTS, ensure_views
 from deepsift.media.probe import content_id
 from deepsift.reports.data import ReportSettings, read_daily
 from deepsift.review.queue import enqueue_flagged
 from deepsift.sql import analyst
+from deepsift.sql.views import LATEST_VERDICTS, ensure_views
 from deepsift.stages.ingest import ingest
 from tests import provenance_media as media
 

@@ -19,9 +19,9 @@ from pyspark.sql import functions as F
 
 from deepsift.cli import main
 from deepsift.lake.tables import MODERATION_QUEUE
-from deepsift.lake.views import REVIEW_LABELS
 from deepsift.review.decisions import HEADER, NOTE_MAX_CHARS, _spreadsheet_safe
 from deepsift.review.queue import enqueue_flagged, serves
+from deepsift.sql.views import REVIEW_LABELS
 from deepsift.stages.train import DataSelection, _labelled_videos
 
 FLAGGED = ("suspicious", "manipulated")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deepsift.lake.tables import EVERY_TABLE, TableSpec, _split_top_level
-from deepsift.lake.views import EVERY_VIEW, ViewSpec
+from deepsift.sql.views import EVERY_VIEW, ViewSpec
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tables.md"
 _ROW = re.compile(r"\|\s*`(?P<name>[^`]+)`\s*\|\s*`(?P<type>[^`]+)`\s*\|\s*(?P<meaning>[^|]*?)\s*\|")

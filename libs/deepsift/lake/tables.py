@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 import pyarrow as pa
 from delta.tables import DeltaTable
@@ -237,6 +238,17 @@ MODERATION_QUEUE = TableSpec(
 )
 """Flagged verdicts of the serving model waiting for, or holding, a moderator's decision
 (``deepsift.review``); not partitioned, since decisions update rows of every scan date."""
+
+
+class ReviewStatus(StrEnum):
+    """The value of ``moderation_queue.status``: pending, or a moderator's decision. Part of the table's
+    contract, so that the queue's code and the analysts' views name the same values."""
+
+    PENDING = "pending"
+    CONFIRMED_FAKE = "confirmed_fake"
+    CONFIRMED_REAL = "confirmed_real"
+    DISMISSED = "dismissed"
+    """Not a question for this queue (say, a cartoon or an animal face): no training label."""
 
 REPORTS = TableSpec(
     name="reports",

@@ -4,7 +4,7 @@ Ingest checks each file it can read in the isolated worker that probes it
 (:func:`deepsift.media.inspect.inspect_file`), carries the result as the ``PROBE_COLUMNS`` of its
 per-file rows (:func:`probe_columns`), and :func:`merge_provenance` then writes one row per video that
 has credentials; a file without any gets no row, only ``videos.credentials_checked``. A verdict never
-changes because of provenance: the two stand side by side in the views (``deepsift.lake.views``), and
+changes because of provenance: the two stand side by side in the views (``deepsift.sql.views``), and
 the moderation queue applies the rule documented in ``deepsift.review.queue``.
 """
 

@@ -3,7 +3,7 @@
 A report covers the scan runs that ``scan_runs`` records for its date, except ``rescore`` runs: those
 replay a challenger over past scans for comparison and moderate nothing. Where several covered runs of
 one date judged the same video (the champion moved and the day was scanned again), its latest verdict
-counts, by the one rule the ``latest_verdicts`` view uses too (:data:`deepsift.lake.views.LATEST_VERDICT_FIRST`:
+counts, by the one rule the ``latest_verdicts`` view uses too (:data:`deepsift.sql.views.LATEST_VERDICT_FIRST`:
 in practice the latest run's), so each video is counted once per date, in the day's counts and in the
 30-day trend alike. Flagged videos (``manipulated``, ``suspicious``) come ranked by score, each with its face
 scores from ``face_scores`` (joined with ``faces`` for timestamps) and its best-scoring crops; videos
@@ -37,10 +37,10 @@ from deepsift.lake.tables import (
     VIDEOS,
     ensure_tables,
 )
-from deepsift.lake.views import VIDEO_CREDENTIALS, latest_verdict_rank
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
 from deepsift.registry.mlflow_models import DetectorRegistry
+from deepsift.sql.views import VIDEO_CREDENTIALS, latest_verdict_rank
 from deepsift.verdicts.labels import Verdict
 
 FLAGGED = (Verdict.MANIPULATED, Verdict.SUSPICIOUS)

@@ -32,9 +32,8 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.errors import DeepsiftError
-from deepsift.lake.tables import MODERATION_QUEUE, VIDEOS, ensure_tables, merge_update
+from deepsift.lake.tables import MODERATION_QUEUE, VIDEOS, ReviewStatus, ensure_tables, merge_update
 from deepsift.review.queue import DECISIONS, ensure_review_tables
-from deepsift.review.status import ReviewStatus
 
 KEY_COLUMNS = MODERATION_QUEUE.key
 DECISION_COLUMNS = ("decision", "reviewer", "note")

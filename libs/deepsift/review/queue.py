@@ -30,12 +30,19 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
-from deepsift.lake.tables import MODERATION_QUEUE, PROVENANCE, VERDICTS, VIDEOS, ensure_tables, merge_insert_new
-from deepsift.lake.views import REVIEW_LABELS, VIDEO_CREDENTIALS
+from deepsift.lake.tables import (
+    MODERATION_QUEUE,
+    PROVENANCE,
+    VERDICTS,
+    VIDEOS,
+    ReviewStatus,
+    ensure_tables,
+    merge_insert_new,
+)
 from deepsift.progress import step
 from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.registry.mlflow_models import ModelVersionInfo
-from deepsift.review.status import ReviewStatus
+from deepsift.sql.views import REVIEW_LABELS, VIDEO_CREDENTIALS
 from deepsift.verdicts.labels import Verdict
 
 DECISIONS = (ReviewStatus.CONFIRMED_FAKE, ReviewStatus.CONFIRMED_REAL, ReviewStatus.DISMISSED)

@@ -24,10 +24,10 @@ from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
 from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables
-from deepsift.lake.views import ensure_views
 from deepsift.progress import plan, step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
+from deepsift.sql.views import ensure_views
 from deepsift.stages.extract import ExtractSummary, extract_pending, planned_preprocess_version
 from deepsift.stages.ingest import IngestSummary, ingest
 from deepsift.stages.score import ScoreSummary, ScoringRun, score_faces

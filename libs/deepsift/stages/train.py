@@ -42,9 +42,9 @@ from deepsift.detect.training import (
 from deepsift.faces.crops import decode_crop, find_landmarks_in_crop
 from deepsift.faces.detector import build_face_detector
 from deepsift.lake.tables import EXTRACTIONS, FACES, VIDEOS
-from deepsift.lake.views import REVIEW_LABELS
 from deepsift.registry.errors import ModelNotFoundError
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.sql.views import REVIEW_LABELS
 from deepsift.stages.extract import extract_pending
 
 log = logging.getLogger(__name__)

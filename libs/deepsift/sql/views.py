@@ -18,11 +18,11 @@ from deepsift.lake.tables import (
     SCAN_TABLES,
     VERDICTS,
     VIDEOS,
+    ReviewStatus,
     _split_top_level,
     ensure_tables,
 )
 from deepsift.provenance.credentials import ProvenanceStatus
-from deepsift.review.status import ReviewStatus
 from deepsift.verdicts.labels import Verdict
 
 
