@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Row, SparkSession
@@ -151,11 +152,20 @@ def _extract(
             return worker.call(target, path, rotation, sampling, limits)
 
         for video in itertools.chain([first], videos):
-            # this module's opened_locally, looked up per call: the cluster tests' fault injection replaces it
-            result = extract_listed(video, run, opened_locally)
-            yield _to_record_batch(video["video_id"], version, detector, result)
+            yield _to_record_batch(video["video_id"], version, detector, _extract_one(video, run))
 
     return listing.mapInArrow(extract_partition, EXTRACTED_SCHEMA)
+
+
+def _extract_one(video: dict[str, Any], run: Callable[[str, int | None], VideoExtraction]) -> VideoExtraction:
+    """One listed video through the library's per-video step, opened with this module's ``opened_locally``.
+
+    A module-level function on purpose: Spark pickles the partition closure by value, with the globals
+    it names as they are on the driver, while this function is pickled by reference, so the executor
+    resolves ``opened_locally`` in its own import of this module (where a deployment's wrapper, or the
+    cluster tests' fault injection, applies).
+    """
+    return extract_listed(video, run, opened_locally)
 
 
 def _check_detector(worker: IsolatedWorker, expected: str) -> None:
