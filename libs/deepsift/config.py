@@ -50,6 +50,9 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+DriverJit = Literal["quick", "full"]
+
+
 class SparkConfig(_Section):
     """Where Spark runs. Any master Spark accepts: ``local[*]``, ``spark://host:7077``, ``k8s://...``."""
 
@@ -66,6 +69,12 @@ class SparkConfig(_Section):
     class_archive: bool = True
     """Start the driver JVM from a class-data archive of the classes deepsift's sessions load, written once
     by the first JVM that finds none (``deepsift.lake.class_archive``): seconds off every command."""
+    driver_jit: DriverJit = "quick"
+    """How the driver JVM compiles hot code. ``quick``: the client compiler alone (HotSpot's
+    ``-XX:TieredStopAtLevel=1``), which halves the CPU a short command spends (docs/benchmarks.md): its
+    Spark work is planning and small Delta commits, over before the optimising compiler pays back, and
+    every Python worker wants the same cores. ``full``: HotSpot's default tiers, for a driver that runs
+    for hours over heavy JVM-side work."""
 
     @field_validator("master")
     @classmethod

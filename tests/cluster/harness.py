@@ -32,6 +32,9 @@ FAULTS_PATH = Path(__file__).with_name("faults")
 SCAN_DATE = date(2026, 11, 23)
 DELTA_FEW_PARTITIONS = {"spark.databricks.delta.snapshotPartitions": "2"}
 """The same on every master, so the runs differ only in where they run (Delta uses 50 on a cluster)."""
+QUICK_EXECUTOR_JIT = {"spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+"""Executors of these short scans compile with the client compiler alone, as every driver does by default
+(``spark.driver_jit``): on two shared cores the optimising compiler's threads only slow the suite."""
 SCORE_TOLERANCE = 1e-6
 SCAN_TIMEOUT_S = 1800
 """Per scan: one scan of the test clips took 1.5 to 2.5 minutes at a load average of 4 on 2 cores, 10 at 20."""
@@ -128,7 +131,7 @@ def start_scan(
     ``faults`` (``SCAN_FAULTS``, ``SCAN_FAULTS_DIR``) reach the Python workers only, through
     ``spark.executorEnv``, with the folder of the fault-injecting ``sitecustomize.py`` on their path.
     """
-    conf = {**DELTA_FEW_PARTITIONS, **(extra_conf or {})}
+    conf = {**DELTA_FEW_PARTITIONS, **QUICK_EXECUTOR_JIT, **(extra_conf or {})}
     if faults:
         conf |= {f"spark.executorEnv.{key}": value for key, value in faults.items()}
         conf["spark.executorEnv.PYTHONPATH"] = str(FAULTS_PATH)

@@ -85,3 +85,12 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
         )
         assert result.returncode == 0, result.stderr[-3000:]
     assert "COUNT 3" in result.stdout
+
+
+def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):
+    """The option reaches the real driver JVM (``spark.driver_jit: quick``, the default)."""
+    from deepsift.lake.session import QUICK_JIT_OPTION
+
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()  # noqa: SLF001
+    assert lake_config.spark.driver_jit == "quick"
+    assert QUICK_JIT_OPTION in list(runtime.getInputArguments())

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 """The driver's console log unless ``spark.verbose_logs``: the warnings a user can act on, not Spark's
 and Hive's routine ones."""
+QUICK_JIT_OPTION = "-XX:TieredStopAtLevel=1"
+"""The driver JVM's option under ``spark.driver_jit: quick``: compile with the client compiler only."""
 JVM_EXIT_TIMEOUT_S = 60.0
 """How long a JVM may take to exit (Spark's shutdown hooks) before it is killed (the kernel then drops its
 locks; Derby recovers on its next boot)."""
@@ -95,6 +97,8 @@ def spark_conf(config: Config) -> dict[str, str]:
     java_options = [f"-Dderby.system.home={metastore}"]
     if not config.spark.verbose_logs:
         java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
+    if config.spark.driver_jit == "quick":
+        java_options.append(QUICK_JIT_OPTION)
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
