@@ -2,8 +2,9 @@
 
 Each table is declared once here, as a :class:`TableSpec` (columns, key, partitioning); the DDL, the
 writers and ``docs/tables.md`` all follow from it. Every write is a Delta MERGE on the table's key, or,
-where only one run writes a key, an append that Delta commits once per run (:func:`append_once`), so
-running the same step twice adds no rows.
+where a write adds only keys that the table did not hold when it was read and that one writer alone
+computes (a scan run, or every extraction at one preprocess version), an append that Delta commits once
+per writer and table version read (:func:`append_once`), so running the same step twice adds no rows.
 """
 
 from __future__ import annotations
@@ -337,6 +338,12 @@ def table_version(spark: SparkSession, schema: str, table: TableSpec) -> int:
     return int(latest["version"])
 
 
+def table_as_of(spark: SparkSession, schema: str, table: TableSpec, version: int) -> DataFrame:
+    """The table's rows as of Delta ``version``: the snapshot that rows for :func:`append_once` are computed
+    against, whatever another writer commits meanwhile."""
+    return spark.read.option("versionAsOf", version).table(table.qualified(schema))
+
+
 def append_once(
     spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame, writer: str, read_version: int
 ) -> None:
@@ -347,7 +354,10 @@ def append_once(
     join reads the whole table on every run. The commit carries a Delta transaction id, ``txnAppId``
     ``<table>:<writer>`` and ``txnVersion`` ``read_version``, and Delta skips a commit whose application
     committed at that version or a later one: a second process writing the same run at the same time
-    (both read the same version and computed the same rows) adds nothing.
+    (both read the same version and computed the same rows) adds nothing. So every process that may
+    compute the same keys must name the same ``writer`` (the keys' fixed part: a run id, a preprocess
+    version), and read the table as of ``read_version`` (:func:`table_as_of`) when it leaves out the keys
+    already there.
 
     For example (it needs a SparkSession)::
 

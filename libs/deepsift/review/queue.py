@@ -24,6 +24,7 @@ table; training treats videos without a label, dismissed ones included, as authe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
@@ -60,6 +61,18 @@ def serves(config: Config, model: ModelVersionInfo) -> bool:
     return config.mlflow.alias in model.aliases
 
 
+def _may_queue(spark: SparkSession, schema: str, by_verdict: Mapping[str, int]) -> bool:
+    """Whether verdicts counted as ``by_verdict`` can give a queue item: a flag, or else a scored verdict
+    and some video with invalid credentials in the lake (only scored verdicts are queued)."""
+    if any(by_verdict.get(str(verdict), 0) for verdict in PRIORITY_BASE):
+        return True
+    if not by_verdict.get(str(Verdict.AUTHENTIC), 0):
+        return False
+    ensure_tables(spark, schema, (PROVENANCE,))
+    invalid = spark.table(PROVENANCE.qualified(schema)).where(F.col("status") == str(ProvenanceStatus.INVALID))
+    return bool(invalid.limit(1).count())
+
+
 def ensure_review_tables(spark: SparkSession, schema: str) -> None:
     """Create ``moderation_queue`` if missing and create or replace the ``review_labels`` view over it."""
     ensure_tables(spark, schema, (MODERATION_QUEUE,))
@@ -67,14 +80,18 @@ def ensure_review_tables(spark: SparkSession, schema: str) -> None:
 
 
 @step("enqueue")
-def enqueue_flagged(spark: SparkSession, config: Config, run_id: str) -> int:
+def enqueue_flagged(spark: SparkSession, config: Config, run_id: str, by_verdict: Mapping[str, int] | None = None) -> int:
     """Queue scan run ``run_id``'s suspicious and manipulated verdicts, and its verdicts of videos with
     invalid credentials, as ``pending``; AI-declared videos are left out (see the module docstring).
 
     Insert-only on the queue's key, so items already queued for that video and model version keep
-    their status and decision. Returns how many items were added.
+    their status and decision. Returns how many items were added. ``by_verdict``, the run's counts of
+    the verdicts it wrote (``VerdictSummary.by_verdict`` of a scan), lets a run that can have queued
+    nothing skip the queue's MERGE and its join with the credentials.
     """
     schema = config.lake.schema_name
+    if by_verdict is not None and not _may_queue(spark, schema, by_verdict):
+        return 0
     ensure_review_tables(spark, schema)
     ensure_tables(spark, schema, (VIDEOS, PROVENANCE))
     bases = F.create_map(*(F.lit(value) for verdict, base in PRIORITY_BASE.items() for value in (str(verdict), base)))

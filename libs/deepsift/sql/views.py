@@ -2,14 +2,16 @@
 
 Each view is a :class:`ViewSpec`: its name, the columns it returns (Spark DDL, like
 :class:`deepsift.lake.tables.TableSpec`, so ``docs/tables.md`` and the tests can read them without
-Spark) and its query. :func:`ensure_views` creates or replaces them all; every scan and rescore calls
-it at the end, so a lakehouse that has verdicts always has current views.
+Spark) and its query. :func:`ensure_views` creates those the catalog lacks or holds under another definition; every scan and
+rescore calls it at the end, so a lakehouse that has verdicts always has current views.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from deepsift.lake.tables import (
@@ -24,6 +26,9 @@ from deepsift.lake.tables import (
 )
 from deepsift.provenance.credentials import ProvenanceStatus
 from deepsift.verdicts.labels import Verdict
+
+DIGEST_PROPERTY = "deepsift.definition"
+"""The view property holding :meth:`ViewSpec.digest`, which :func:`ensure_views` compares."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,24 @@ class ViewSpec:
         return [column.strip().split()[0] for column in _split_top_level(self.columns)]
 
     def sql(self, schema: str) -> str:
-        """The statement that creates or replaces this view in ``schema``."""
-        return f"CREATE OR REPLACE VIEW {self.qualified(schema)} AS {self.query.format(schema=schema)}"
+        """The statement that creates or replaces this view in ``schema``, its :meth:`digest` among the
+        view's properties (:data:`DIGEST_PROPERTY`)."""
+        return (
+            f"CREATE OR REPLACE VIEW {self.qualified(schema)} TBLPROPERTIES ('{DIGEST_PROPERTY}' = "
+            f"'{self.digest(schema)}') AS {self.query.format(schema=schema)}"
+        )
+
+    def digest(self, schema: str) -> str:
+        """A digest of the view's definition in ``schema``: a view that holds it needs no replacing."""
+        return hashlib.sha256(self.query.format(schema=schema).encode()).hexdigest()[:16]
+
+    def is_current(self, spark: SparkSession, schema: str) -> bool:
+        """Whether the catalog holds this view in ``schema`` as :meth:`sql` defines it now (its digest)."""
+        try:
+            (held,) = spark.sql(f"SHOW TBLPROPERTIES {self.qualified(schema)} ('{DIGEST_PROPERTY}')").collect()
+        except AnalysisException:  # no such view
+            return False
+        return bool(held["value"] == self.digest(schema))
 
     def frame(self, spark: SparkSession, schema: str) -> DataFrame:
         """The view's rows as a DataFrame, whether or not the view exists in ``schema`` yet."""
@@ -220,7 +241,10 @@ EVERY_VIEW = (LATEST_VERDICTS, DAILY_SUMMARY, MODEL_COMPARISON, ERROR_BREAKDOWN,
 
 
 def ensure_views(spark: SparkSession, schema: str) -> None:
-    """Create or replace every view in ``schema`` (creating the tables they read if missing); idempotent."""
+    """Create every view of ``schema`` the catalog lacks, or holds under another definition (creating the
+    tables they read if missing); idempotent. A view that is current stays as it is: replacing it costs a
+    metastore write and the analysis of its query on every scan."""
     ensure_tables(spark, schema, (VIDEOS, PROVENANCE, *SCAN_TABLES, MODERATION_QUEUE))
     for view in EVERY_VIEW:
-        spark.sql(view.sql(schema))
+        if not view.is_current(spark, schema):
+            spark.sql(view.sql(schema))

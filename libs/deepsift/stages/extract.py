@@ -5,8 +5,10 @@ ranked by cost and dealt out, costliest first, in snake order (0..n-1, then n-1.
 upload does not sit behind a queue of others and no driver ever holds the list of videos. Each partition sends its
 videos, one call each, to a warm isolated worker (``deepsift.media.isolation``): a crash, hang or
 memory blow-up becomes an error row for that video and never fails the job. The results are
-checkpointed once, then MERGEd into ``extractions`` (one row per video, with status and reason) and
-``faces`` (one row per face crop); a rerun adds nothing.
+checkpointed once, then appended to ``extractions`` (one row per video, with status and reason) and
+``faces`` (one row per face crop): the pending videos are those without a row in the ``extractions``
+version read first, so the rows are new keys, committed once per preprocess version and table version
+read (:func:`deepsift.lake.tables.append_once`); a rerun adds nothing, and no MERGE reads the tables.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +28,16 @@ from deepsift.config import Config, DecodeLimits, SamplingConfig
 from deepsift.faces.detector import build_face_detector
 from deepsift.faces.extraction import VideoExtraction, extract_listed, preprocess_version
 from deepsift.lake.schemas import spark_ddl
-from deepsift.lake.tables import EXTRACTION_TABLES, EXTRACTIONS, FACES, VIDEOS, ensure_tables, merge_insert_new
+from deepsift.lake.tables import (
+    EXTRACTION_TABLES,
+    EXTRACTIONS,
+    FACES,
+    VIDEOS,
+    append_once,
+    ensure_tables,
+    table_as_of,
+    table_version,
+)
 from deepsift.media.isolation import IsolatedWorker, shared_worker
 from deepsift.media.sources import opened_locally
 from deepsift.progress import step
@@ -73,13 +84,27 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
     ensure_tables(spark, schema, EXTRACTION_TABLES)
     version, detector = planned_preprocess_version(config)
 
-    done = spark.table(EXTRACTIONS.qualified(schema)).where(F.col("preprocess_version") == version)
+    # Versions read before the rows are computed, and the pending videos from exactly that extractions
+    # version: see append_once. Every extraction at this preprocess version is one writer of its keys.
+    read_versions = {table: table_version(spark, schema, table) for table in (EXTRACTIONS, FACES)}
+    done = table_as_of(spark, schema, EXTRACTIONS, read_versions[EXTRACTIONS])
+    done = done.where(F.col("preprocess_version") == version).select("video_id")
     pending = spark.table(VIDEOS.qualified(schema)).join(done, "video_id", "left_anti")
     extracted = _extract(spark, config, pending, version, detector, target)
     extracted = extracted.checkpoint(eager=True)
+    summary = _summarize(extracted, version, detector)
     now = F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp")
-    merge_insert_new(spark, schema, EXTRACTIONS, extracted.withColumn("extracted_at", now))
-    faces = extracted.select("video_id", "preprocess_version", F.explode("faces").alias("f")).select(
+    if summary.videos:
+        rows = extracted.withColumn("extracted_at", now)
+        append_once(spark, schema, EXTRACTIONS, rows, writer=version, read_version=read_versions[EXTRACTIONS])
+    if summary.faces:
+        append_once(spark, schema, FACES, _face_rows(extracted, config), writer=version, read_version=read_versions[FACES])
+    return replace(summary, seconds=time.perf_counter() - started)
+
+
+def _face_rows(extracted: DataFrame, config: Config) -> DataFrame:
+    """The ``faces`` rows of the extracted videos: one per crop, nested in each video's row by the UDF."""
+    return extracted.select("video_id", "preprocess_version", F.explode("faces").alias("f")).select(
         "video_id",
         "preprocess_version",
         "f.frame_index",
@@ -90,8 +115,6 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
         F.lit(config.faces.image_format).alias("crop_format"),
         "f.crop",
     )
-    merge_insert_new(spark, schema, FACES, faces)
-    return _summarize(extracted, version, detector, time.perf_counter() - started)
 
 
 def planned_preprocess_version(config: Config) -> tuple[str, str]:
@@ -210,25 +233,29 @@ def _to_record_batch(video_id: str, version: str, detector: str, result: VideoEx
     return pa.RecordBatch.from_pylist([row], schema=_ARROW_SCHEMA)
 
 
-def _summarize(extracted: DataFrame, version: str, detector: str, seconds: float) -> ExtractSummary:
-    (totals,) = extracted.agg(
-        F.count("*").alias("videos"),
-        F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
-        F.sum("n_faces").alias("faces"),
-        F.sum(F.when(F.col("n_faces") > 0, 1).otherwise(0)).alias("with_faces"),
-        F.sum("decode_s").alias("decode_s"),
-        F.sum("faces_s").alias("faces_s"),
-    ).collect()
-    errors = extracted.where("status = 'error'").groupBy("reason").count().collect()
+def _summarize(extracted: DataFrame, version: str, detector: str) -> ExtractSummary:
+    """The checkpointed extraction's totals, in one small aggregation by status and reason (``seconds``
+    is left 0 for the caller to set)."""
+    groups = (
+        extracted.groupBy("status", "reason")
+        .agg(
+            F.count("*").alias("videos"),
+            F.sum("n_faces").alias("faces"),
+            F.sum(F.when(F.col("n_faces") > 0, 1).otherwise(0)).alias("with_faces"),
+            F.sum("decode_s").alias("decode_s"),
+            F.sum("faces_s").alias("faces_s"),
+        )
+        .collect()
+    )
     return ExtractSummary(
         preprocess_version=version,
         face_detector=detector,
-        videos=totals["videos"] or 0,
-        ok=totals["ok"] or 0,
-        errors={row["reason"]: row["count"] for row in errors},
-        faces=totals["faces"] or 0,
-        videos_with_faces=totals["with_faces"] or 0,
-        decode_s=totals["decode_s"] or 0.0,
-        faces_s=totals["faces_s"] or 0.0,
-        seconds=seconds,
+        videos=sum(row["videos"] for row in groups),
+        ok=sum(row["videos"] for row in groups if row["status"] == "ok"),
+        errors={row["reason"]: row["videos"] for row in groups if row["status"] == "error"},
+        faces=sum(row["faces"] or 0 for row in groups),
+        videos_with_faces=sum(row["with_faces"] or 0 for row in groups),
+        decode_s=sum(row["decode_s"] or 0.0 for row in groups),
+        faces_s=sum(row["faces_s"] or 0.0 for row in groups),
+        seconds=0.0,
     )

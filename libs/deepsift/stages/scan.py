@@ -136,7 +136,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
         enqueued = None
         if queues:
             with timed(seconds, "enqueue"):
-                enqueued = enqueue_flagged(spark, config, run.run_id)
+                enqueued = enqueue_flagged(spark, config, run.run_id, verdicts.by_verdict)
     except Exception as error:
         record.error = error
         _record_run(spark, config, record)

@@ -4,9 +4,11 @@ Each video's extraction row (status, reason, frame and face counts) is joined wi
 this run's ``face_scores``, grouped by video (``applyInPandas``, so it stays distributed), aggregated
 with the rule the model's contract names and labelled by :func:`deepsift.verdicts.labels.verdict_for`
 with the contract's thresholds. Labels are computed from the stored scores, never from scores held in
-memory, so a verdict always agrees with ``face_scores``. The result is checkpointed once and MERGEd
-into ``verdicts`` insert-only on (video, model, version, preprocess version): the first verdict a
-model version gives a video stays, and a rerun changes nothing.
+memory, so a verdict always agrees with ``face_scores``. The result is checkpointed once, beside
+whether the ``verdicts`` version read first holds the video's verdict from this model version on these
+crops; the labels it does not hold are appended (:func:`deepsift.lake.tables.append_once`, one writer
+per model version and preprocess version), so the first verdict a model version gives a video stays,
+a rerun changes nothing, and no MERGE reads the table.
 
 :func:`reaggregate` replays another rule over stored scores alone, without a model or decoding
 (``deepsift reaggregate``, through :func:`reaggregate_version`).
@@ -26,7 +28,16 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
-from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, SCAN_TABLES, VERDICTS, ensure_tables, merge_insert_new
+from deepsift.lake.tables import (
+    EXTRACTIONS,
+    FACE_SCORES,
+    SCAN_TABLES,
+    VERDICTS,
+    append_once,
+    ensure_tables,
+    table_as_of,
+    table_version,
+)
 from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.stages.extract import planned_preprocess_version
@@ -57,7 +68,7 @@ class VerdictSummary:
 
 @step("verdicts")
 def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> VerdictSummary:
-    """Label every video of the run and MERGE the labels into ``verdicts``.
+    """Label every video of the run and append the labels ``verdicts`` lacks.
 
     Uses the run's ``face_scores`` (its :func:`~deepsift.stages.score.scan_run_id`), so call it after
     :func:`deepsift.stages.score.score_faces` with the same run.
@@ -65,6 +76,7 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
     started = time.perf_counter()
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (EXTRACTIONS, *SCAN_TABLES))
+    read_version = table_version(spark, schema, VERDICTS)  # before the stored verdicts are read: see append_once
     aggregation = run.model.contract.aggregation
     wanted = run.wanted(spark, config)
     extracted = (
@@ -81,11 +93,13 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
     labelled = (
         _label_videos(extracted.join(scores, "video_id", "left"), aggregation, run.model.contract.thresholds)
         .join(extracted.select("video_id", "n_frames", "n_faces"), "video_id")
+        .join(_stored_verdicts(spark, schema, run, read_version), "video_id", "left")
         .checkpoint(eager=True)
     )
     outcomes = _Outcomes.count(labelled)
-    if outcomes.by_verdict:
-        _merge_decided(spark, schema, run, labelled.where(F.col("verdict").isNotNull()))
+    if outcomes.new:
+        new = labelled.where(F.col("verdict").isNotNull() & F.col("stored").isNull())
+        append_once(spark, schema, VERDICTS, _verdict_rows(run, new), writer=_verdicts_writer(run), read_version=read_version)
     return VerdictSummary(
         run_id=run.run_id,
         model_name=run.model.name,
@@ -102,50 +116,68 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
 
 @dataclass(frozen=True)
 class _Outcomes:
-    """How many labelled videos got each verdict and each reason, and how many got none (unscored)."""
+    """How many labelled videos got each verdict and each reason, how many got none (unscored), and how
+    many decided ones have no stored verdict yet (new: the rows to write)."""
 
     by_verdict: Counter[str]
     by_reason: Counter[str]
     unscored: int
+    new: int
 
     @classmethod
     def count(cls, labelled: DataFrame) -> _Outcomes:
         """Count the checkpointed labels in one small aggregation."""
         by_verdict: Counter[str] = Counter()
         by_reason: Counter[str] = Counter()
-        unscored = 0
-        for row in labelled.groupBy("verdict", "reason").count().collect():
+        unscored = new = 0
+        for row in labelled.groupBy("verdict", "reason", "stored").count().collect():
             if row["verdict"] is None:
                 unscored += row["count"]
             else:
                 by_verdict[row["verdict"]] += row["count"]
+                new += 0 if row["stored"] else row["count"]
             if row["reason"] is not None:
                 by_reason[row["reason"]] += row["count"]
-        return cls(by_verdict, by_reason, unscored)
+        return cls(by_verdict, by_reason, unscored, new)
 
 
-def _merge_decided(spark: SparkSession, schema: str, run: ScoringRun, decided: DataFrame) -> None:
-    """Insert the run's decided labels as ``verdicts`` rows; a verdict stored before is kept."""
+def _stored_verdicts(spark: SparkSession, schema: str, run: ScoringRun, read_version: int) -> DataFrame:
+    """(video_id, stored = true) of the videos this model version judged on the run's crops, as of
+    ``read_version``: the first verdict a version gives a video stays, so those are not written again."""
+    return (
+        table_as_of(spark, schema, VERDICTS, read_version)
+        .where(
+            (F.col("model_name") == run.model.name)
+            & (F.col("model_version") == run.model.version)
+            & (F.col("preprocess_version") == run.preprocess_version)
+        )
+        .select("video_id", F.lit(True).alias("stored"))
+    )
+
+
+def _verdicts_writer(run: ScoringRun) -> str:
+    """Who writes a verdict's key: every run of one model version on one preprocess version, whatever its
+    scan date (a scan and a rescore of the same version compute the same keys)."""
+    return f"{run.model.name}-v{run.model.version}-{run.preprocess_version}"
+
+
+def _verdict_rows(run: ScoringRun, decided: DataFrame) -> DataFrame:
+    """The run's decided labels as ``verdicts`` rows."""
     scanned_at = datetime.now(UTC).replace(tzinfo=None)
-    merge_insert_new(
-        spark,
-        schema,
-        VERDICTS,
-        decided.select(
-            "video_id",
-            F.lit(run.model.name).alias("model_name"),
-            F.lit(run.model.version).cast("int").alias("model_version"),
-            F.lit(run.preprocess_version).alias("preprocess_version"),
-            "score",
-            "verdict",
-            "reason",
-            F.when(F.col("score").isNotNull(), F.lit(run.model.contract.aggregation)).alias("aggregation"),
-            "n_frames",
-            "n_faces",
-            F.lit(run.run_id).alias("run_id"),
-            F.lit(scanned_at).cast("timestamp").alias("scanned_at"),
-            F.lit(run.scan_date).alias("scan_date"),
-        ),
+    return decided.select(
+        "video_id",
+        F.lit(run.model.name).alias("model_name"),
+        F.lit(run.model.version).cast("int").alias("model_version"),
+        F.lit(run.preprocess_version).alias("preprocess_version"),
+        "score",
+        "verdict",
+        "reason",
+        F.when(F.col("score").isNotNull(), F.lit(run.model.contract.aggregation)).alias("aggregation"),
+        "n_frames",
+        "n_faces",
+        F.lit(run.run_id).alias("run_id"),
+        F.lit(scanned_at).cast("timestamp").alias("scanned_at"),
+        F.lit(run.scan_date).alias("scan_date"),
     )
 
 
