@@ -16,19 +16,21 @@ Three paths, one of which each scan records in ``scan_runs.detect_path``:
 
 The choice itself (:func:`choose_device`) is a pure function of the setting, the task's addresses and
 the number of CUDA devices torch sees, so it is tested without a GPU. pyspark is imported only inside
-the functions that need it: executors import this module before any Spark call.
+the functions that need it: executors import this module before any Spark call. torch too: a host
+without a GPU driver has no CUDA device to count (:func:`visible_cuda_devices`), and a CPU task that
+scores a cached ONNX graph never imports torch.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-import torch
 
 from deepsift.config import DetectConfig, DetectDevice
 from deepsift.detect.arrow_scoring import SCORED_SCHEMA, crop_decode_threads, score_crop_batches
@@ -116,8 +118,17 @@ def task_gpu_addresses() -> tuple[str, ...]:
     return tuple(gpu.addresses) if gpu is not None else ()
 
 
+GPU_DRIVER_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+"""What a GPU driver torch can use leaves on a host (NVIDIA, ROCm, WSL 2); with none of them there is
+no CUDA device, and :func:`visible_cuda_devices` says so without importing torch (seconds a worker)."""
+
+
 def visible_cuda_devices() -> int:
     """How many CUDA devices torch can use in this process (0 without CUDA)."""
+    if not any(os.path.exists(node) for node in GPU_DRIVER_NODES):
+        return 0
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
