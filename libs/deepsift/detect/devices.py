@@ -16,19 +16,21 @@ Three paths, one of which each scan records in ``scan_runs.detect_path``:
 
 The choice itself (:func:`choose_device`) is a pure function of the setting, the task's addresses and
 the number of CUDA devices torch sees, so it is tested without a GPU. pyspark is imported only inside
-the functions that need it: executors import this module before any Spark call.
+the functions that need it: executors import this module before any Spark call. torch too: a host
+without a GPU driver has no CUDA device to count (:func:`visible_cuda_devices`), and a CPU task that
+scores a cached ONNX graph never imports torch.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-import torch
 
 from deepsift.config import DetectConfig, DetectDevice
 from deepsift.detect.arrow_scoring import SCORED_SCHEMA, crop_decode_threads, score_crop_batches
@@ -55,6 +57,10 @@ DETECT_OUTPUT_SCHEMA = spark_ddl(
 ran the network (``torch``, or ``onnxruntime`` on a CPU: ``FaceScorer.engine``)."""
 
 ArrowUdf = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+
+MIN_FACES_PER_TASK = 256
+"""Faces a detect task gets before another task is started: every task's Python worker loads the model
+(seconds of imports and loading), in which one CPU core scores a few hundred faces itself."""
 
 
 class GpuSchedulingError(DeepsiftError, RuntimeError):
@@ -116,8 +122,17 @@ def task_gpu_addresses() -> tuple[str, ...]:
     return tuple(gpu.addresses) if gpu is not None else ()
 
 
+GPU_DRIVER_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+"""What a GPU driver torch can use leaves on a host (NVIDIA, ROCm, WSL 2); with none of them there is
+no CUDA device, and :func:`visible_cuda_devices` says so without importing torch (seconds a worker)."""
+
+
 def visible_cuda_devices() -> int:
     """How many CUDA devices torch can use in this process (0 without CUDA)."""
+    if not any(os.path.exists(node) for node in GPU_DRIVER_NODES):
+        return 0
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -135,7 +150,8 @@ def detect_udf(
     """
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        choice = choose_device(detect.device, task_gpu_addresses(), cuda_devices())
+        # detect.device cpu needs no count of CUDA devices: it never looks for a GPU driver or torch
+        choice = choose_device(detect.device, task_gpu_addresses(), 0 if detect.device == "cpu" else cuda_devices())
         threads = crop_decode_threads(choice.device)
         batch_size = detect.batch_size(choice.device)
         for scored in score_crop_batches(batches, lambda: load_scorer(choice.device), batch_size, threads):
@@ -145,6 +161,17 @@ def detect_udf(
             ).append_column("detect_engine", pa.array([engine] * scored.num_rows, pa.string()))
 
     return score_partition
+
+
+def detect_partitions(faces: int, parallelism: int) -> int:
+    """Detect tasks for ``faces`` crops: one per :data:`MIN_FACES_PER_TASK`, at most ``parallelism``, at least one.
+
+    A one-clip scan's 32 crops then start one Python worker that loads the model, not one per core.
+
+    >>> detect_partitions(32, parallelism=2), detect_partitions(2955, parallelism=2), detect_partitions(0, parallelism=2)
+    (1, 2, 1)
+    """
+    return max(1, min(parallelism, math.ceil(faces / MIN_FACES_PER_TASK)))
 
 
 def is_local_master(master: str) -> bool:

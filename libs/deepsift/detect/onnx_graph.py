@@ -2,27 +2,34 @@
 
 On the 2-core machine ONNX Runtime scores EfficientNet-B0 at 224 px 1.5 to 1.8 times as fast as torch
 on one thread (docs/benchmarks.md, "CPU detect path"), its fused kernels and blocked layouts being
-built for batch sizes a CPU handles well. The graph is exported in memory from the loaded network
-(about a second for EfficientNet-B0, through a scratch file), so it always matches the weights of the
-version being scored and nothing is cached. :class:`deepsift.detect.scoring.FaceScorer` decides whether to trust it
-(its scores must match torch's to :data:`PARITY_TOLERANCE`) and falls back to torch otherwise.
+built for batch sizes a CPU handles well. The graph is exported from the loaded network (about a
+second for EfficientNet-B0, through a scratch file); :class:`deepsift.detect.scoring.FaceScorer` decides
+whether to trust it (its scores must match torch's to :data:`PARITY_TOLERANCE`) and falls back to torch
+otherwise. A graph that passed is kept per model version (:mod:`deepsift.detect.graph_cache`) and loaded
+from its bytes (:class:`OnnxGraph`'s constructor) without torch: this module imports torch only to export.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch loads only to export: a graph loaded from its bytes runs without it
+    from torch import nn
 
 PARITY_TOLERANCE = 1e-3
 """Largest absolute difference of a probability from torch's that the ONNX graph may show."""
 
 INPUT_NAME = "crops"
 OUTPUT_NAME = "logits"
+EXPORT_OPSET = 20
+"""The ONNX opset graphs are exported at (the TorchScript exporter's default in torch 2.15, pinned so that a
+cached graph's opset is known without importing torch)."""
 
 
 class OnnxExportError(RuntimeError):
@@ -41,6 +48,7 @@ class OnnxGraph:
     def __init__(self, model: bytes, threads: int) -> None:
         import onnxruntime
 
+        self.model = model  # the serialised graph, as exported: what deepsift.detect.graph_cache stores
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -56,6 +64,8 @@ class OnnxGraph:
 
         Raises :class:`OnnxExportError` when the exporter or ONNX Runtime refuses the network.
         """
+        import torch
+
         example = torch.zeros((2, 3, input_size, input_size), dtype=torch.float32)
         try:
             with tempfile.TemporaryDirectory(prefix="deepsift-onnx-") as scratch, warnings.catch_warnings():
@@ -71,6 +81,7 @@ class OnnxGraph:
                     input_names=[INPUT_NAME],
                     output_names=[OUTPUT_NAME],
                     dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    opset_version=EXPORT_OPSET,
                     dynamo=False,
                 )
                 model = path.read_bytes()
@@ -82,6 +93,13 @@ class OnnxGraph:
         """The network's output for a contiguous float32 (N, 3, S, S) batch."""
         (output,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
         return np.asarray(output)
+
+
+def session_threads() -> int:
+    """Threads for a graph run where torch is not loaded, the count torch would use: ``OMP_NUM_THREADS``
+    (Spark sets it to ``spark.task.cpus`` in its Python workers), else the cores this process may use."""
+    setting = os.environ.get("OMP_NUM_THREADS", "")
+    return int(setting) if setting.isdigit() and int(setting) > 0 else len(os.sched_getaffinity(0))
 
 
 def _first_line(error: BaseException) -> str:

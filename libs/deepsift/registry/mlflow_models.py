@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepsift.config import CpuEngine, MlflowConfig
 from deepsift.detect.contract import PreprocessContract
+from deepsift.detect.graph_cache import GraphCache, VersionFiles
 from deepsift.registry.checkpoints import checkpoint_params, load_into_network, read_checkpoint
 from deepsift.registry.errors import ModelNotFoundError, RegistryError
 from deepsift.registry.packaging import (
@@ -175,6 +176,9 @@ class DetectorRegistry:
         Takes a version number, not an alias, so that every executor loads what the driver resolved.
         A missing, corrupt or mismatched file raises :class:`ModelArtifactError` naming the version
         and file.
+        On the CPU with ONNX Runtime the version's checked graph comes from this host's graph cache
+        (:mod:`deepsift.detect.graph_cache`, keyed by this store, name, version and weights) when it
+        holds one, without importing torch or timm; otherwise it is exported and cached there.
 
         >>> scorer = registry.load_scorer(registry.resolve("@champion").version)
         >>> scores = scorer.score(crops)  # two 64 x 64 RGB crops
@@ -184,8 +188,14 @@ class DetectorRegistry:
         with tempfile.TemporaryDirectory() as scratch:
             contract_path = self.versions.download_contract(version, Path(scratch))
             state_dict_path = self.versions.download(version, STATE_DICT_FILE, Path(scratch))
+            cache = None
+            if cpu_engine == "onnxruntime" and str(device) == "cpu":
+                files = VersionFiles(
+                    self.store.tracking_uri, self.store.registry_uri, self.name, version, state_dict_path, contract_path
+                )
+                cache = GraphCache.for_version(files)
             return scorer_from_files(
-                state_dict_path, contract_path, f"{self.name} version {version}", device, cpu_engine
+                state_dict_path, contract_path, f"{self.name} version {version}", device, cpu_engine, cache
             )
 
     def record_evaluation(

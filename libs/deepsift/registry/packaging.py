@@ -11,7 +11,9 @@ The logged model directory holds, beside MLflow's ``MLmodel``:
   ``mlflow.pyfunc.load_model("models:/deepsift-detector@champion")`` works without pickles.
 
 :func:`scorer_from_files` turns the first two into a :class:`FaceScorer`; the pyfunc and the
-registry's :meth:`~deepsift.registry.mlflow_models.DetectorRegistry.load_scorer` share it.
+registry's :meth:`~deepsift.registry.mlflow_models.DetectorRegistry.load_scorer` share it. Given the
+version's :class:`~deepsift.detect.graph_cache.GraphCache` (a CPU scorer on ONNX Runtime), it loads the
+cached graph without importing torch or timm, and otherwise caches the graph once it passed parity.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from mlflow.types import Schema, TensorSpec
 import deepsift
 from deepsift.config import CpuEngine
 from deepsift.detect.contract import CONTRACT_FILE, PreprocessContract
+from deepsift.detect.graph_cache import GraphCache
+from deepsift.detect.onnx_graph import session_threads
 from deepsift.registry.checkpoints import load_into_network
 from deepsift.registry.errors import (
     CheckpointMismatchError,
@@ -160,17 +164,25 @@ def scorer_from_files(
     label: str,
     device: str | torch.device | None = None,
     cpu_engine: CpuEngine = "torch",
+    graph_cache: GraphCache | None = None,
 ) -> FaceScorer:
     """Build a :class:`FaceScorer` from a version's two files; the pyfunc and the registry share it.
 
-    Errors name ``label`` (e.g. ``"deepsift-detector version 3"``) and the file.
+    Errors name ``label`` (e.g. ``"deepsift-detector version 3"``) and the file. ``graph_cache``, for
+    a scorer on ONNX Runtime on the CPU only: its graph is used when there, without torch; else the
+    exported graph is kept there once its first batch matched torch's scores.
     """
-    import torch
-
-    from deepsift.detect.architectures import UnknownArchitectureError
     from deepsift.detect.scoring import FaceScorer
 
     contract = read_contract(contract_path, label)
+    if graph_cache is not None:
+        graph = graph_cache.load(session_threads())
+        if graph is not None:
+            return FaceScorer.from_checked_graph(graph, contract)
+    import torch
+
+    from deepsift.detect.architectures import UnknownArchitectureError
+
     try:
         state_dict = torch.load(state_dict_path, map_location="cpu", weights_only=True)
     except Exception as error:  # garbage bytes raise UnpicklingError, RuntimeError, EOFError, ...
@@ -183,4 +195,4 @@ def scorer_from_files(
         network = load_into_network(contract.architecture, state_dict)
     except (CheckpointMismatchError, UnknownArchitectureError) as error:
         raise ModelArtifactError(f"{label}: {STATE_DICT_FILE} does not fit its contract: {error}") from None
-    return FaceScorer(network, contract, device, cpu_engine)
+    return FaceScorer(network, contract, device, cpu_engine, None if graph_cache is None else graph_cache.keep)

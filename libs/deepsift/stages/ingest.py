@@ -2,8 +2,8 @@
 
 Listing runs on the driver (local folders, globs and files directly; other schemes through the Hadoop
 FileSystem API, so ``hdfs://`` or ``s3a://`` prefixes list the same way). Hashing and probing run on
-executors; the probe and the Content Credentials check (``deepsift.provenance``), which parse untrusted
-bytes, run together inside an isolated worker process.
+executors; the hash, the probe and the Content Credentials check (``deepsift.provenance``), the last two
+parsing untrusted bytes, run together in one call to a warm isolated worker process.
 A file that cannot be read or probed still gets a row, with ``probe_status = 'error'`` and a reason.
 """
 
@@ -26,8 +26,8 @@ from deepsift.config import Config, DecodeLimits
 from deepsift.errors import DeepsiftError
 from deepsift.lake.schemas import spark_ddl
 from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables
-from deepsift.media.inspect import inspect_file
-from deepsift.media.probe import ProbeResult, content_id
+from deepsift.media.inspect import identify_file
+from deepsift.media.probe import ProbeResult
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.progress import step
 from deepsift.provenance.credentials import CredentialCheck, ProvenanceStatus
@@ -194,17 +194,23 @@ def _probe_files(
 
 
 def _probe_row(uri: str, limits: DecodeLimits, check: CredentialCheck | None) -> dict[str, object]:
-    """Hash, probe and check the credentials of one file; any failure becomes an error row, never an exception."""
+    """Hash, probe and check the credentials of one file (one call to the warm isolated worker); any failure
+    becomes an error row, never an exception."""
     try:
         with opened_locally(uri) as path:
-            video_id = content_id(path)
+            found = identify_file(path, limits, check)
             size = path.stat().st_size
-            result, credentials = inspect_file(str(path), limits, check)
     except MediaError as error:
         return _unreadable_row(uri, error)
     except OSError as error:
         return _unreadable_row(uri, MediaError(Reason.OPEN_ERROR, f"cannot read {uri}: {error.strerror or error}"))
-    return {"video_id": video_id, "uri": uri, "size_bytes": size, **_probe_columns(result), **probe_columns(credentials)}
+    return {
+        "video_id": found.video_id,
+        "uri": uri,
+        "size_bytes": size,
+        **_probe_columns(found.probe),
+        **probe_columns(found.credentials),
+    }
 
 
 def _unreadable_row(uri: str, error: MediaError) -> dict[str, object]:

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, CpuEngine, MlflowConfig
-from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf, plan_detect
+from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_partitions, detect_udf, plan_detect
 from deepsift.detect.scoring import FaceScorer, default_device
 from deepsift.lake.tables import (
     EXTRACTIONS,
@@ -139,7 +139,8 @@ def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSu
     scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version, config.detect.cpu_engine)
     detect = detect_udf(lambda device: shared_scorer(*scorer_key, device=device), config.detect)
     scored = _score_rows(
-        faces.repartition(spark.sparkContext.defaultParallelism).mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile),
+        faces.repartition(detect_partitions(faces.count(), spark.sparkContext.defaultParallelism))
+        .mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile),
         run,
     ).checkpoint(eager=True)
     totals = _totals(scored)
