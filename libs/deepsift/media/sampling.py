@@ -142,6 +142,7 @@ class _Plan:
     timeline: list[int] = field(default_factory=list)
     """Mode ``reference``: every shown timestamp in order (a frame's index is its position here)."""
     time_base: Fraction = Fraction(1)
+    """Mode ``reference``: seconds per timestamp tick."""
 
 
 def sample_frames(
