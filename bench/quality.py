@@ -133,7 +133,8 @@ def register_variant(registry: DetectorRegistry, model: str, options: list[str])
     """Register ``model``'s weights again under its contract with ``options`` changed; the new version."""
     base = registry.resolve(model)
     contract = contract_with_options(base.contract, options)
-    weights = registry.load_scorer(base.version, device="cpu").network.state_dict()
+    network = registry.load_scorer(base.version, device="cpu").network
+    weights = {key: tensor.contiguous() for key, tensor in network.state_dict().items()}
     card = f"# Variant of version {base.version}\n\nThe same weights, extracted with {', '.join(options)}.\n"
     info = registry.log_and_register(
         weights, contract, {}, card, run_name=f"variant of v{base.version}",
