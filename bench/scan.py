@@ -373,7 +373,10 @@ def register_model(config: Config, arch: str, input_size: int | None) -> tuple[i
     from deepsift.registry.mlflow_models import DetectorRegistry
 
     spec = architecture_spec(arch)
-    contract = spec.default_contract(input_size=input_size or spec.default_input_size)
+    contract = spec.default_contract(
+        input_size=input_size or spec.default_input_size,
+        keyframe_min_coverage=config.sampling.keyframe_min_coverage,
+    )
     torch.manual_seed(0)
     network = build_detector_network(arch)
     registry = DetectorRegistry(config.mlflow, config.home)

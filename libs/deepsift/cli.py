@@ -150,6 +150,11 @@ def _add_models_commands(commands: Commands) -> None:
     imported.add_argument("--architecture", required=True)
     imported.add_argument("--contract", type=Path, help="preprocessing contract JSON (default: the architecture's)")
     imported.add_argument("--model-card", type=Path, help="markdown describing the checkpoint's origin")
+    imported.add_argument(
+        "--option", action="append", default=[], metavar="NAME=VALUE",
+        help="change an extraction option of the contract (frames_per_video, detect_max_side, "
+             "keyframe_min_coverage, reference_frames_only); repeatable",
+    )
     imported.set_defaults(handler=_models_import)
 
 
@@ -437,13 +442,14 @@ def _models_promote(args: argparse.Namespace, config: Config) -> int:
 
 def _models_import(args: argparse.Namespace, config: Config) -> int:
     from deepsift.detect.architectures import architecture_spec
-    from deepsift.detect.contract import PreprocessContract
+    from deepsift.detect.contract import PreprocessContract, contract_with_options
 
     contract = (
         PreprocessContract.from_json(args.contract.read_text())
         if args.contract
         else architecture_spec(args.architecture).default_contract()
     )
+    contract = contract_with_options(contract, args.option)
     card = args.model_card.read_text() if args.model_card else f"# Imported checkpoint {args.checkpoint.name}\n"
     info = _registry(config).import_checkpoint(args.checkpoint, args.architecture, contract, card)
     console.print(f"registered {info.model_uri} from {args.checkpoint}")

@@ -98,7 +98,11 @@ class SamplingConfig(_Section):
 
     frames_per_video: int = Field(32, ge=1, le=1024)
     keyframe_min_coverage: float = Field(0.75, gt=0.0, le=1.0)
-    """Use keyframes only when at least this share of the wanted frames can be keyframes."""
+    """Use keyframes only when at least this share of the wanted frames can be keyframes (a lower share
+    decodes less where keyframes are sparse, and gives fewer frames)."""
+    reference_frames_only: bool = False
+    """Decode only reference frames (``skip_frame`` NONREF) and take the one nearest each wanted time:
+    fewer core-seconds, but frames move by a frame or two, so the crops change."""
 
 
 class DecodeLimits(_Section):

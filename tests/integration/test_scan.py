@@ -10,6 +10,7 @@ import torch
 from pyspark.sql import functions as F
 
 from deepsift.detect.architectures import architecture_spec, build_detector_network
+from deepsift.detect.contract_check import ContractSettingError
 from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
 from deepsift.registry.mlflow_models import DetectorRegistry
@@ -122,3 +123,16 @@ def test_rescore_with_a_contract_whose_crops_were_never_extracted_is_refused(spa
     other = _register(config, seed=3, input_size=96)
     with pytest.raises(ContractMismatchError, match="96 px"):
         rescore(spark, config, str(other.version), date(2026, 11, 21))
+
+
+def test_a_configured_setting_the_model_was_not_trained_for_is_refused_before_any_spark_job(
+    spark, config, media_dir, first_scan
+):
+    model, _ = first_scan
+    smaller = config.model_copy(update={"faces": config.faces.model_copy(update={"detect_max_side": 320})})
+    before = {table: _snapshot(spark, config, table) for table in ("videos", "scan_runs")}
+    jobs_before = spark.sparkContext.statusTracker().getJobIdsForGroup()
+    with pytest.raises(ContractSettingError, match=rf"faces.detect_max_side is 320, but {model.model_uri} was trained for 640"):
+        run_scan(spark, smaller, ScanRequest(scan_date=date(2026, 11, 22), inputs=[str(media_dir / "faces")], trigger="test"))
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup() == jobs_before
+    assert {table: _snapshot(spark, config, table) for table in ("videos", "scan_runs")} == before

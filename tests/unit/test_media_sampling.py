@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -268,3 +269,33 @@ def test_concat_list_named_like_a_video_is_refused(media_dir: Path, tmp_path: Pa
     with pytest.raises(MediaError) as caught:
         _sample(upload)
     assert caught.value.reason is Reason.OPEN_ERROR
+
+
+def test_reference_frames_only_takes_the_nearest_frame_that_others_refer_to(tmp_path: Path) -> None:
+    """Two B-frames between references, none of them referred to (no B-pyramid): the decoder skips them,
+    so about a third of the frames are decoded, and each target gets an I or P frame a frame or two from
+    the one a full decode would take, with a full decode's pixels."""
+    clip = _testsrc(tmp_path / "bframes.mp4", gop=250, extra=("-bf", "2", "-x264-params", "b-pyramid=0"))
+    with av.open(str(clip)) as container:
+        picture_types = [frame.pict_type for frame in container.decode(video=0)]
+    exact = _sample(clip)
+    result = sample_frames(clip, SamplingConfig(reference_frames_only=True), LIMITS)
+    assert result.mode == "reference"
+    assert len(result.frames) == 32 and result.n_decoded < 0.45 * result.n_packets
+    assert all(picture_types[frame.frame_index] != av.video.frame.PictureType.B for frame in result.frames)
+    moved = [abs(a.frame_index - b.frame_index) for a, b in zip(result.frames, exact.frames, strict=True)]
+    assert max(moved) <= 2
+    _assert_same_pixels_as_a_full_decode(clip, result)
+
+
+def test_reference_frames_only_keeps_dense_keyframes(dense_gop: Path) -> None:
+    result = sample_frames(dense_gop, SamplingConfig(reference_frames_only=True), LIMITS)
+    assert result.mode == "keyframes" and (len(result.frames), result.n_decoded) == (32, 32)
+
+
+def test_a_lower_keyframe_coverage_takes_fewer_frames_where_keyframes_are_sparse(tmp_path: Path) -> None:
+    """A keyframe every 20 frames: 13 keyframes for 32 targets (41%), too few at the default 75%."""
+    clip = _testsrc(tmp_path / "gop20.mp4", gop=20)
+    assert _sample(clip).mode == "gops"
+    result = sample_frames(clip, SamplingConfig(keyframe_min_coverage=0.4), LIMITS)
+    assert result.mode == "keyframes" and len(result.frames) == result.n_decoded == 13

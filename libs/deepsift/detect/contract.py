@@ -8,11 +8,13 @@ and the verdict rule and thresholds travel with the weights that were calibrated
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deepsift.config import Config
+from deepsift.errors import DeepsiftError
 from deepsift.verdicts.aggregation import check_aggregation
 from deepsift.verdicts.labels import Thresholds  # the verdict stage's; a contract carries the calibrated ones
 
@@ -39,6 +41,14 @@ class PreprocessContract(BaseModel):
     crop_margin: float = Field(0.3, ge=0.0, le=2.0)
     face_detector: Literal["yunet", "haar"] = "yunet"
     frames_per_video: int = Field(32, ge=1, le=1024)
+    detect_max_side: int = Field(640, ge=64)
+    """Face detection runs on frames shrunk to at most this many pixels a side (smaller: cheaper, misses
+    small faces)."""
+    keyframe_min_coverage: float = Field(0.75, gt=0.0, le=1.0)
+    """Only keyframes are decoded when they can stand in for at least this share of the wanted frames; a
+    lower share takes fewer frames from videos whose keyframes are sparse."""
+    reference_frames_only: bool = False
+    """Decode only reference frames and take the one nearest each wanted time (fewer core-seconds)."""
     aggregation: str = "confident"
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -59,10 +69,52 @@ class PreprocessContract(BaseModel):
             raise ValueError(f"invalid preprocessing contract: {error}") from None
 
 
+CONTRACT_SETTINGS: dict[str, tuple[Literal["faces", "sampling"], str]] = {
+    "input_size": ("faces", "crop_size"),
+    "crop_margin": ("faces", "margin"),
+    "face_detector": ("faces", "detector"),
+    "detect_max_side": ("faces", "detect_max_side"),
+    "frames_per_video": ("sampling", "frames_per_video"),
+    "keyframe_min_coverage": ("sampling", "keyframe_min_coverage"),
+    "reference_frames_only": ("sampling", "reference_frames_only"),
+}
+"""Each contract field that fixes a deployment setting: the config section and key it overrides."""
+
+EXTRACTION_OPTIONS = ("frames_per_video", "detect_max_side", "keyframe_min_coverage", "reference_frames_only")
+"""Contract fields the same weights may be registered again with: each trades work per video for crops
+that differ from those the weights were trained and calibrated on (``docs/benchmarks.md`` measures them)."""
+
+
+class ContractOptionError(DeepsiftError, ValueError):
+    """A contract option is unknown, not ``NAME=VALUE``, or out of range; the message names it."""
+
+
+def contract_with_options(contract: PreprocessContract, options: Sequence[str]) -> PreprocessContract:
+    """``contract`` with ``NAME=VALUE`` extraction options applied and checked; a name not in
+    :data:`EXTRACTION_OPTIONS` or a value out of range is a :class:`ContractOptionError` naming it.
+
+    >>> base = PreprocessContract(architecture="efficientnet_b0", input_size=224)
+    >>> changed = contract_with_options(base, ["detect_max_side=320", "reference_frames_only=true"])
+    >>> changed.detect_max_side, changed.reference_frames_only, changed.input_size
+    (320, True, 224)
+    """
+    changes: dict[str, str] = {}
+    for option in options:
+        name, equals, value = option.partition("=")
+        if name not in EXTRACTION_OPTIONS or not equals:
+            raise ContractOptionError(f"contract option {option!r} is not NAME=VALUE with NAME one of {', '.join(EXTRACTION_OPTIONS)}")
+        changes[name] = value
+    try:
+        return PreprocessContract.model_validate(contract.model_dump() | changes)
+    except ValueError as error:
+        raise ContractOptionError(f"contract options {', '.join(options)}: {error}") from None
+
+
 def config_for_contract(config: Config, contract: PreprocessContract) -> Config:
     """The deployment config with the face and sampling settings a model's contract requires."""
-    faces = config.faces.model_copy(
-        update={"crop_size": contract.input_size, "margin": contract.crop_margin, "detector": contract.face_detector}
+    updates: dict[str, dict[str, object]] = {"faces": {}, "sampling": {}}
+    for field_name, (section, key) in CONTRACT_SETTINGS.items():
+        updates[section][key] = getattr(contract, field_name)
+    return config.model_copy(
+        update={section: getattr(config, section).model_copy(update=values) for section, values in updates.items()}
     )
-    sampling = config.sampling.model_copy(update={"frames_per_video": contract.frames_per_video})
-    return config.model_copy(update={"faces": faces, "sampling": sampling})

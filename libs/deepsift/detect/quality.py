@@ -5,11 +5,15 @@ as the manifest of a development set. Faces are extracted exactly as a scan woul
 contract, in this process (no Spark: a few dozen clips do not need a cluster), and cached per
 ``preprocess_version`` so that versions sharing a contract share the crops. Each kind of fake is
 measured against every real clip, because a detector that only catches face swaps should say so.
+What each extraction cost (frames, faces, CPU seconds) is cached with its crops, so that contracts
+that trade crops for less work per video can be compared on cost as well as on quality
+(:func:`clip_extractions`, :func:`score_agreement`).
 """
 
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,18 +22,20 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from deepsift.config import Config
 from deepsift.detect.contract import PreprocessContract, config_for_contract
-from deepsift.detect.evaluation import VideoFaces, score_videos
+from deepsift.detect.evaluation import VideoFaces, VideoScores, score_videos
 from deepsift.detect.metrics import equal_error_rate
 from deepsift.detect.scoring import FaceScorer
 from deepsift.errors import DeepsiftError
 from deepsift.faces.crops import decode_crop
-from deepsift.faces.extraction import extract_video, init_worker, preprocess_version
+from deepsift.faces.extraction import WorkerState, extract_video, init_worker, preprocess_version
 from deepsift.files import replaced_on_success
 from deepsift.verdicts.aggregation import aggregate
 
 REAL_LABELS = frozenset({"0", "real", "authentic"})
 FAKE_LABELS = frozenset({"1", "fake", "manipulated"})
 ALL_KINDS = "all"
+CACHE_FORMAT = 2
+"""In a cached file's name: format 2 holds the extraction's frame count and CPU seconds next to the crops."""
 
 
 @dataclass(frozen=True)
@@ -86,34 +92,95 @@ def read_labels_csv(path: Path) -> list[LabelledClip]:
     return clips
 
 
+@dataclass(frozen=True)
+class ClipCost:
+    """What extracting one clip gave and took: frames sampled, faces cropped, CPU seconds in this process."""
+
+    n_frames: int
+    n_faces: int
+    cpu_s: float
+
+
 def clip_faces(clips: list[LabelledClip], contract: PreprocessContract, config: Config) -> list[VideoFaces]:
     """The face crops of every clip under ``contract``, extracted like a scan and cached on disk."""
+    return [faces for faces, _ in clip_extractions(clips, contract, config)]
+
+
+def clip_extractions(
+    clips: list[LabelledClip], contract: PreprocessContract, config: Config
+) -> list[tuple[VideoFaces, ClipCost]]:
+    """Each clip's crops under ``contract`` and what extracting them cost, cached per preprocess_version."""
     model_config = config_for_contract(config, contract)
-    faces, sampling = model_config.faces, model_config.sampling
-    state = init_worker(faces.model_dump_json())
-    cache = config.home / "cache" / "quality" / preprocess_version(sampling, faces, state.detector.name)
+    state = init_worker(model_config.faces.model_dump_json())
+    version = preprocess_version(model_config.sampling, model_config.faces, state.detector.name)
+    cache = config.home / "cache" / "quality" / version
     cache.mkdir(parents=True, exist_ok=True)
-    videos = []
+    extracted = []
     for clip in clips:
         stat = clip.path.stat()
-        cached = cache / f"{clip.path.stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
-        if cached.is_file():
-            with np.load(cached) as stored:
-                crops, frames = stored["crops"], stored["frames"]
-        else:
-            extraction = extract_video(state, str(clip.path), None, sampling, config.decode)
-            size = contract.input_size
-            crops = np.stack([decode_crop(face.crop) for face in extraction.faces]) if extraction.faces else np.zeros((0, size, size, 3), np.uint8)
-            frames = np.array([face.frame_index for face in extraction.faces], dtype=np.int64)
-            with replaced_on_success(cached) as partial:
-                np.savez(partial, crops=crops, frames=frames)
-        videos.append(VideoFaces(str(clip.path), clip.label, crops, frames))
-    return videos
+        cached = cache / f"{clip.path.stem}-{stat.st_size}-{int(stat.st_mtime)}.v{CACHE_FORMAT}.npz"
+        if not cached.is_file():
+            _extract_into(cached, state, clip.path, model_config, contract.input_size)
+        with np.load(cached) as stored:
+            crops, frames = stored["crops"], stored["frames"]
+            cost = ClipCost(int(stored["n_frames"]), len(frames), float(stored["cpu_s"]))
+        extracted.append((VideoFaces(str(clip.path), clip.label, crops, frames), cost))
+    return extracted
+
+
+def _extract_into(cached: Path, state: WorkerState, path: Path, config: Config, size: int) -> None:
+    """Extract ``path`` as a scan would and save its crops, frame indices and cost to ``cached``."""
+    started = time.process_time()
+    extraction = extract_video(state, str(path), None, config.sampling, config.decode)
+    cpu_s = time.process_time() - started
+    faces = extraction.faces
+    crops = np.stack([decode_crop(face.crop) for face in faces]) if faces else np.zeros((0, size, size, 3), np.uint8)
+    frames = np.array([face.frame_index for face in faces], dtype=np.int64)
+    with replaced_on_success(cached) as partial:
+        np.savez(partial, crops=crops, frames=frames, n_frames=extraction.n_frames, cpu_s=cpu_s)
+
+
+@dataclass(frozen=True)
+class ScoreAgreement:
+    """How closely one contract's video scores follow a reference contract's, on the videos both scored."""
+
+    n_videos: int
+    spearman: float
+    """Rank correlation of the two sets of video scores."""
+    mean_abs_difference: float
+
+
+def score_agreement(reference: VideoScores, other: VideoScores) -> ScoreAgreement:
+    """Compare ``other``'s video scores with ``reference``'s: with a detector near chance an AUC says little,
+    but scores that barely move say that the crops barely moved.
+
+    >>> a = VideoScores(np.array([0, 1, 1]), np.array([0.1, 0.5, 0.9]), ("a", "b", "c"), ())
+    >>> b = VideoScores(np.array([1, 1]), np.array([0.8, 0.6]), ("c", "b"), ("a",))
+    >>> score_agreement(a, b)
+    ScoreAgreement(n_videos=2, spearman=1.0, mean_abs_difference=0.1)
+    """
+    theirs = dict(zip(other.video_ids, other.scores.tolist(), strict=True))
+    pairs = [(score, theirs[video]) for video, score in zip(reference.video_ids, reference.scores.tolist(), strict=True) if video in theirs]
+    first = np.array([a for a, _ in pairs])
+    second = np.array([b for _, b in pairs])
+    rho = float(np.corrcoef(_average_ranks(first), _average_ranks(second))[0, 1]) if len(pairs) > 1 else float("nan")
+    return ScoreAgreement(len(pairs), round(rho, 6), round(float(np.abs(first - second).mean()), 6))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, tied values sharing their mean rank (what Spearman's correlation correlates)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first_rank = np.cumsum(counts) - counts + 1
+    return (first_rank + (counts - 1) / 2)[inverse]
 
 
 def quality_rows(model: str, scorer: FaceScorer, clips: list[LabelledClip], videos: list[VideoFaces]) -> list[QualityRow]:
     """``model``'s figures on all clips and on each kind of fake; clips without a face are left out."""
-    scored = score_videos(scorer, videos, scorer.contract.aggregation)
+    return quality_rows_of(model, clips, score_videos(scorer, videos, scorer.contract.aggregation))
+
+
+def quality_rows_of(model: str, clips: list[LabelledClip], scored: VideoScores) -> list[QualityRow]:
+    """The figures of :func:`quality_rows` from video scores already computed."""
     kind_of = {str(clip.path): clip.kind for clip in clips}
     kinds = np.array([kind_of[video_id] for video_id in scored.video_ids])
     rows = [_row(model, ALL_KINDS, scored.labels, scored.scores)]

@@ -32,6 +32,9 @@ from deepsift.reasons import MediaError
 
 EXTRACTION_CODE_VERSION = 1
 """Bump when a code change alters crops for the same settings, so old crops are not reused."""
+HASHED_ONLY_WHEN_SET = frozenset({"reference_frames_only"})
+"""Sampling settings added after versions were registered: hashed only when they differ from their
+default, so that the crops of every earlier contract keep their preprocess_version."""
 DECODER_THREADS = 1
 """FFmpeg threads per video: every core already runs an extraction task, and on a 30 s 720p clip one
 thread cost 30% fewer core-seconds than one per core (1.12 against 1.60, 2-core machine, idle)."""
@@ -75,12 +78,19 @@ def preprocess_version(sampling: SamplingConfig, faces: FacesConfig, detector_na
     """
     settings = {
         "code": EXTRACTION_CODE_VERSION,
-        "sampling": sampling.model_dump(mode="json"),
+        "sampling": sampling.model_dump(mode="json", exclude=set(HASHED_ONLY_WHEN_SET - _changed(sampling))),
         "faces": faces.model_dump(mode="json", exclude={"yunet_model_path", "detector"}),
         "detector": detector_name,
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     return f"pp-{digest[:12]}"
+
+
+def _changed(settings: SamplingConfig) -> set[str]:
+    """The names of ``settings``' fields whose value differs from the field's default."""
+    return {
+        name for name, spec in type(settings).model_fields.items() if getattr(settings, name) != spec.get_default()
+    }
 
 
 @dataclass

@@ -14,8 +14,12 @@ seeks frame by frame and decodes as little as it can:
    keyframe up to its last wanted frame: mode ``"gops"``. A GOP-limited pass gives exactly the frames
    a full forward decode would; where it misses one (a leading picture of an open GOP that needs the
    GOP before), or where the stream has no timestamps or keyframe flags, every packet is decoded in one
-   forward pass up to the last wanted frame: mode ``"forward"``. Either way, only the frames that are
-   kept are converted to arrays.
+   forward pass up to the last wanted frame: mode ``"forward"``. With
+   ``sampling.reference_frames_only`` (and keyframes too sparse), the same packets are sent but the
+   decoder skips the frames no other frame refers to (``skip_frame="NONREF"``), and the decoded frame
+   nearest each target time is kept: mode ``"reference"`` (in a GOP-limited pass, a target at the end
+   of a GOP may get an earlier frame than the next GOP's keyframe). Either way, only the frames that
+   are kept are converted to arrays.
 
 Frames come back as BGR ``uint8`` arrays, stretched to the display aspect ratio when pixels are not
 square and rotated upright.
@@ -33,6 +37,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Literal
 
 import av
 import cv2
@@ -50,6 +55,9 @@ from deepsift.reasons import MediaError, Reason
 MODE_KEYFRAMES = "keyframes"
 MODE_GOPS = "gops"
 MODE_FORWARD = "forward"
+MODE_REFERENCE = "reference"
+_SKIP_FRAME: dict[str, Literal["NONKEY", "NONREF"]] = {MODE_KEYFRAMES: "NONKEY", MODE_REFERENCE: "NONREF"}
+"""What the decoder may skip in each mode; every other mode decodes every frame it is sent."""
 
 _MAX_FPS = 1000
 """Packets beyond ``max_duration_s * _MAX_FPS`` breach the duration limit even without timestamps."""
@@ -82,7 +90,7 @@ class SampleResult:
 
     frames: list[SampledFrame]
     mode: str
-    """``"keyframes"``, ``"gops"`` or ``"forward"``."""
+    """``"keyframes"``, ``"gops"``, ``"forward"`` or ``"reference"``."""
     n_packets: int
     """Video packets demuxed by the index pass (the true length of the stream)."""
     n_decoded: int
@@ -129,6 +137,12 @@ class _Plan:
     """Packet ordinals to send to the decoder; ``None`` sends every packet."""
     ts_of: dict[int, float] = field(default_factory=dict)
     """frame_index -> seconds from the first frame."""
+    targets: list[float] = field(default_factory=list)
+    """Mode ``reference``: the target timestamps, each to be met by the nearest decoded frame."""
+    timeline: list[int] = field(default_factory=list)
+    """Mode ``reference``: every shown timestamp in order (a frame's index is its position here)."""
+    time_base: Fraction = Fraction(1)
+    """Mode ``reference``: seconds per timestamp tick."""
 
 
 def sample_frames(
@@ -275,6 +289,8 @@ def _plan(index: _Index, sampling: SamplingConfig, allow_keyframes: bool = True)
     plan.feed = _gops_holding(index, set(plan.by_pts))
     if plan.feed is not None:
         plan.mode = MODE_GOPS
+    if sampling.reference_frames_only and len(timeline) > n:
+        return replace(plan, mode=MODE_REFERENCE, n_wanted=n, targets=targets, timeline=timeline, time_base=index.time_base)
     return plan
 
 
@@ -364,7 +380,7 @@ def _decode(
 ) -> None:
     """One pass: feed the planned packets to the decoder, convert only the frames the plan wants."""
     with _packet_source(path, index, stream, limits) as (context, packets):
-        context.skip_frame = "NONKEY" if plan.mode == MODE_KEYFRAMES else "DEFAULT"
+        context.skip_frame = _SKIP_FRAME.get(plan.mode, "DEFAULT")
         if context.is_open:
             context.flush_buffers()
         else:
@@ -380,6 +396,7 @@ def _decode(
             if keeper.done or keeper.consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
                 return
         keeper.decode(context, None)
+        keeper.finish()
 
 
 def _open_decoder(context: VideoCodecContext, threads: int) -> None:
@@ -437,9 +454,15 @@ class _Keeper:
     taken: set[int] = field(default_factory=set)
     consecutive_errors: int = 0
     display_sizes: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    met: int = 0
+    """Mode ``reference``: how many targets have their frame."""
+    previous: tuple[int, VideoFrame] | None = None
+    """Mode ``reference``: the last decoded frame and its timestamp, a candidate for the next target."""
 
     @property
     def done(self) -> bool:
+        if self.plan.mode == MODE_REFERENCE:
+            return self.met >= len(self.plan.targets)
         return len(self.taken) >= self.plan.n_wanted
 
     def decode(self, context: VideoCodecContext, packet: av.Packet | None) -> None:
@@ -455,7 +478,17 @@ class _Keeper:
         for frame in frames:
             self._receive(frame)
 
+    def finish(self) -> None:
+        """After the last packet: targets beyond the last decoded frame get that frame."""
+        if self.plan.mode == MODE_REFERENCE and self.previous is not None and not self.done:
+            self.met = len(self.plan.targets)
+            self._take_by_pts(*self.previous)
+
     def _receive(self, frame: VideoFrame) -> None:
+        if self.plan.mode == MODE_REFERENCE:
+            self.out.n_decoded += 1
+            self._receive_nearest(frame)
+            return
         output = self.n_output
         self.n_output += 1
         self.out.n_decoded += 1
@@ -468,6 +501,32 @@ class _Keeper:
         self.taken.add(frame_index)
         image = self._to_image(frame)
         self.out.frames.append(SampledFrame(frame_index, self.plan.ts_of[frame_index], image))
+
+    def _receive_nearest(self, frame: VideoFrame) -> None:
+        """Frames arrive in presentation order: once one passes a target, the target's nearest frame is
+        this one or the one before it (the earlier on a tie)."""
+        pts = frame.pts
+        if pts is None:
+            return
+        targets = self.plan.targets
+        while self.met < len(targets) and pts >= targets[self.met]:
+            target = targets[self.met]
+            self.met += 1
+            if self.previous is not None and target - self.previous[0] <= pts - target:
+                self._take_by_pts(*self.previous)
+            else:
+                self._take_by_pts(pts, frame)
+        self.previous = (pts, frame)
+
+    def _take_by_pts(self, pts: int, frame: VideoFrame) -> None:
+        """Keep ``frame`` once, as the frame at its timestamp's position among every shown frame."""
+        timeline = self.plan.timeline
+        frame_index = min(bisect.bisect_left(timeline, pts), len(timeline) - 1)
+        if frame_index in self.taken:
+            return
+        self.taken.add(frame_index)
+        ts_s = float((pts - timeline[0]) * self.plan.time_base)
+        self.out.frames.append(SampledFrame(frame_index, ts_s, self._to_image(frame)))
 
     def _to_image(self, frame: VideoFrame) -> np.ndarray:
         enforce_limits(0, frame.width, frame.height, None, self.limits)

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
+from deepsift.detect.contract_check import refuse_contract_conflicts
 from deepsift.errors import DeepsiftError
 from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables
 from deepsift.progress import plan, step
@@ -118,6 +119,7 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
     seconds: dict[str, float] = {}
     started_at = datetime.now(UTC)
     model = DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
+    refuse_contract_conflicts(config, model.contract, model.model_uri)
     model_config = config_for_contract(config, model.contract)
     queues = serves(config, model)
     plan(
@@ -162,6 +164,7 @@ def rescore(
     seconds: dict[str, float] = {}
     started_at = datetime.now(UTC)
     info = DetectorRegistry(config.mlflow, config.home).resolve(model)
+    refuse_contract_conflicts(config, info.contract, info.model_uri)
     model_config = config_for_contract(config, info.contract)
     version, _ = planned_preprocess_version(model_config)
     schema = config.lake.schema_name

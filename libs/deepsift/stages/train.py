@@ -121,7 +121,10 @@ def contract_for(config: Config, architecture: str, input_size: int | None = Non
         input_size=input_size or spec.default_input_size,
         crop_margin=config.faces.margin,
         face_detector=config.faces.detector,
+        detect_max_side=config.faces.detect_max_side,
         frames_per_video=config.sampling.frames_per_video,
+        keyframe_min_coverage=config.sampling.keyframe_min_coverage,
+        reference_frames_only=config.sampling.reference_frames_only,
     )
 
 
