@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deepsift.config import Config
 from deepsift.verdicts.aggregation import check_aggregation
+from deepsift.verdicts.cascade import Cascade
 from deepsift.verdicts.labels import Thresholds  # the verdict stage's; a contract carries the calibrated ones
 
 CONTRACT_FILE = "contract.json"
@@ -41,6 +42,9 @@ class PreprocessContract(BaseModel):
     frames_per_video: int = Field(32, ge=1, le=1024)
     aggregation: str = "confident"
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    cascade: Cascade | None = None
+    """Score a few frames first and stop when they settle the verdict (``deepsift.verdicts.cascade``);
+    None scores every face."""
 
     @field_validator("aggregation")
     @classmethod
