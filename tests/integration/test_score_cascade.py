@@ -4,7 +4,7 @@ The extraction rows of ``test_score_verdicts`` (a video with six faces on four f
 face, one that failed), in this module's own schema. Three versions share one seeded network and
 differ in their contract: a cascade whose thresholds the first pass (frames 1 and 3) settles, a
 cascade whose first pass lands in the doubtful band, and no cascade. Each is scored and judged, the
-settled one twice.
+settled one also judged before any scoring and scored and judged twice.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def cascade(spark, config: Config, encoded_crops: list[bytes]) -> SimpleNamespac
     every = spark.createDataFrame([(v,) for v in (FACED, FACELESS, BROKEN)], "video_id string")
     runs = {model.version: ScoringRun(model, PP, SCAN_DATE, every) for model in (settled, doubtful, plain)}
     summaries = {}
+    early = write_verdicts(spark, config, runs[settled.version])
     for version, run in runs.items():
         summaries[version] = score_faces(spark, config, run)
         write_verdicts(spark, config, run)
@@ -87,7 +88,7 @@ def cascade(spark, config: Config, encoded_crops: list[bytes]) -> SimpleNamespac
             twice = _snapshot(spark, config)
     return SimpleNamespace(
         faces=faces, first=first, settled=settled.version, doubtful=doubtful.version, plain=plain.version,
-        summaries=summaries, once=once, twice=twice, rescored=rescored, rejudged=rejudged,
+        early=early, summaries=summaries, once=once, twice=twice, rescored=rescored, rejudged=rejudged,
     )
 
 
@@ -128,6 +129,11 @@ def test_a_doubtful_first_pass_scores_every_face_like_no_cascade(spark, config, 
         expected = "manipulated" if row["score"] >= cascade.first else "authentic"  # one threshold: the first pass's score
         assert (row["verdict"], row["n_frames_scored"], row["n_faces"]) == (expected, 4, len(FACE_KEYS))
         assert row["score"] == pytest.approx(full, abs=1e-5)
+
+
+def test_before_its_first_pass_is_scored_a_video_waits_for_it(cascade):
+    assert cascade.early.unscored == 1
+    assert cascade.early.by_verdict == {"not_applicable": 1, "error": 1}
 
 
 def test_videos_without_a_score_record_no_frame_scored(spark, config, cascade):

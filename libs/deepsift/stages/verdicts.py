@@ -254,7 +254,8 @@ def _labeller(
         if status == EXTRACTION_OK and n_faces > 0:
             judged = _judged(group, n_faces, aggregation, thresholds, cascade)
             if judged is None:
-                return pd.DataFrame([{"video_id": first["video_id"], "score": None, "verdict": None, "reason": None}])
+                unscored = {"video_id": first["video_id"], "score": None, "verdict": None, "reason": None}
+                return pd.DataFrame([unscored | {"n_frames_scored": None}])
             score = aggregate(aggregation, judged["score"].to_numpy(), judged["frame_index"].to_numpy(dtype="int64"))
             n_frames_scored = judged["frame_index"].nunique()
         verdict, why = verdict_for(score, thresholds, status, reason, n_faces)
