@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from deepsift.config import Config
 from deepsift.errors import DeepsiftError
 from deepsift.verdicts.aggregation import check_aggregation
+from deepsift.verdicts.cascade import Cascade
 from deepsift.verdicts.labels import Thresholds  # the verdict stage's; a contract carries the calibrated ones
 
 CONTRACT_FILE = "contract.json"
@@ -51,6 +52,9 @@ class PreprocessContract(BaseModel):
     """Decode only reference frames and take the one nearest each wanted time (fewer core-seconds)."""
     aggregation: str = "confident"
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    cascade: Cascade | None = None
+    """Score a few frames first and stop when they settle the verdict (``deepsift.verdicts.cascade``);
+    None scores every face."""
 
     @field_validator("aggregation")
     @classmethod

@@ -173,13 +173,16 @@ VERDICTS = TableSpec(
         n_faces INT,
         run_id STRING NOT NULL,
         scanned_at TIMESTAMP NOT NULL,
-        scan_date DATE NOT NULL
+        scan_date DATE NOT NULL,
+        n_frames_scored INT
     """,
     key=("video_id", "model_name", "model_version", "preprocess_version"),
     partitioned_by="scan_date",
 )
 """One label per video and model version (``deepsift.verdicts.labels.Verdict``); ``score`` and
-``aggregation`` are NULL when no score was computed (``not_applicable`` or ``error``, with a reason)."""
+``aggregation`` are NULL when no score was computed (``not_applicable`` or ``error``, with a reason).
+``n_frames_scored`` (last: lakes that predate it gain it at the end) counts the frames whose faces made
+the score, fewer than the frames with faces where the model's cascade stopped early."""
 
 SCAN_RUNS = TableSpec(
     name="scan_runs",

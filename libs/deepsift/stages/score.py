@@ -7,7 +7,9 @@ GPUs, through a ResourceProfile where executors have them (``deepsift.detect.dev
 scores on the GPU Spark assigned it, else a GPU it sees (local mode), else the CPU. Crops are read
 from ``faces`` (no decoding of videos), decoded and scored in batches of ``detect.cpu_batch_size`` or
 ``detect.gpu_batch_size`` whatever size Arrow hands them over in; on a CPU the network runs on
-``detect.cpu_engine``. The scores are checkpointed once and appended to ``face_scores``: every key
+``detect.cpu_engine``. Where the model's contract has a cascade (``deepsift.verdicts.cascade``), a
+first pass scores a few frames of each video and a second pass the other faces of the videos those
+leave in doubt. The scores are checkpointed once per pass and appended to ``face_scores``: every key
 holds the run's id, and the run scores only faces it has no score for, so no MERGE has to read the
 whole table; a rerun adds nothing, and a run written twice at once is written once
 (:func:`deepsift.lake.tables.append_once`).
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
@@ -42,6 +46,9 @@ from deepsift.lake.tables import (
 )
 from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
+from deepsift.verdicts.aggregation import aggregate
+from deepsift.verdicts.cascade import first_pass, settled_early
+from deepsift.verdicts.labels import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +131,8 @@ class ScoringRun:
 def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSummary:
     """Score every face of the run's videos at its preprocess version not scored by this run yet.
 
+    Under a cascade, every such face of the videos whose first pass leaves doubt (:func:`_score_in_passes`).
+
     Writes ``face_scores`` rows under the run's :func:`scan_run_id`. Crops must have the model's input
     size (``CropFormatError`` from the executors otherwise: rescore needs crops extracted at that size).
     GPU settings that cannot work fail first, before any Spark job (``GpuSchedulingError``).
@@ -138,11 +147,16 @@ def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSu
     model = run.model
     scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version, config.detect.cpu_engine)
     detect = detect_udf(lambda device: shared_scorer(*scorer_key, device=device), config.detect)
-    scored = _score_rows(
-        faces.repartition(detect_partitions(faces.count(), spark.sparkContext.defaultParallelism))
-        .mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile),
-        run,
-    ).checkpoint(eager=True)
+
+    def scored_pass(faces: DataFrame) -> DataFrame:
+        """One pass of the detect UDF over ``faces``, as checkpointed ``face_scores`` rows."""
+        return _score_rows(
+            faces.repartition(detect_partitions(faces.count(), spark.sparkContext.defaultParallelism))
+            .mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile),
+            run,
+        ).checkpoint(eager=True)
+
+    scored = _score_in_passes(spark, config, run, faces, scored_pass)
     totals = _totals(scored)
     if totals["faces"]:  # the run's own keys, none of them in the table: an append, not a MERGE over all scores
         append_once(spark, schema, FACE_SCORES, scored, writer=run.run_id, read_version=read_version)
@@ -169,17 +183,87 @@ def _unscored_faces(spark: SparkSession, config: Config, run: ScoringRun) -> Dat
     A rerun of the same run id therefore scores nothing twice; the scan date prunes ``face_scores``
     to one partition.
     """
-    schema = config.lake.schema_name
-    done = spark.table(FACE_SCORES.qualified(schema)).where(
-        (F.col("scan_date") == F.lit(run.scan_date)) & (F.col("run_id") == run.run_id)
-    )
     return (
-        spark.table(FACES.qualified(schema))
-        .where(F.col("preprocess_version") == run.preprocess_version)
-        .join(run.wanted(spark, config), "video_id", "left_semi")
-        .join(done, ["video_id", "frame_index", "face_index"], "left_anti")
+        _run_faces(spark, config, run)
+        .join(_run_scores(spark, config, run), ["video_id", "frame_index", "face_index"], "left_anti")
         .select("video_id", "frame_index", "face_index", "crop")
     )
+
+
+def _run_faces(spark: SparkSession, config: Config, run: ScoringRun) -> DataFrame:
+    """Every crop of the run's videos at its preprocess version, scored or not."""
+    return (
+        spark.table(FACES.qualified(config.lake.schema_name))
+        .where(F.col("preprocess_version") == run.preprocess_version)
+        .join(run.wanted(spark, config), "video_id", "left_semi")
+    )
+
+
+def _run_scores(spark: SparkSession, config: Config, run: ScoringRun) -> DataFrame:
+    """The ``face_scores`` rows the run has written; the scan date prunes the table to one partition."""
+    return spark.table(FACE_SCORES.qualified(config.lake.schema_name)).where(
+        (F.col("scan_date") == F.lit(run.scan_date)) & (F.col("run_id") == run.run_id)
+    )
+
+
+def _score_in_passes(
+    spark: SparkSession,
+    config: Config,
+    run: ScoringRun,
+    unscored: DataFrame,
+    scored_pass: Callable[[DataFrame], DataFrame],
+) -> DataFrame:
+    """The scores of the run's ``unscored`` faces that its model's cascade asks for, in one or two passes.
+
+    Without a cascade every face is scored in one pass. With one, the first pass scores the faces of
+    each video's first-pass frames (:func:`deepsift.verdicts.cascade.first_pass`); the second, the
+    other faces of the videos whose first-pass scores, stored or new, leave doubt. A video the first
+    pass settled keeps its other faces unscored, in this run and in its reruns.
+    """
+    cascade = run.model.contract.cascade
+    if cascade is None:
+        return scored_pass(unscored)
+    keys = ["video_id", "frame_index"]
+    first_frames = (
+        _run_faces(spark, config, run)
+        .select(*keys)
+        .distinct()
+        .groupBy("video_id")
+        .applyInPandas(_first_pass_frames(cascade.first_frames), "video_id string, frame_index int")
+        .checkpoint(eager=True)  # read three times below
+    )
+    first = scored_pass(unscored.join(first_frames, keys, "left_semi"))
+    first_scores = (
+        _run_scores(spark, config, run)
+        .select(*keys, "score")
+        .unionByName(first.select(*keys, "score"))
+        .join(first_frames, keys, "left_semi")
+    )
+    contract = run.model.contract
+    unsettled = first_scores.groupBy("video_id").applyInPandas(
+        _unsettled(contract.aggregation, contract.thresholds, cascade.margin), "video_id string"
+    )
+    rest = scored_pass(unscored.join(unsettled, "video_id", "left_semi").join(first_frames, keys, "left_anti"))
+    return first.unionByName(rest)
+
+
+def _first_pass_frames(first_frames: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Per video (its distinct frames with faces): the frames its first pass scores."""
+
+    def frames(group: pd.DataFrame) -> pd.DataFrame:
+        return group[first_pass(group["frame_index"].to_numpy(), first_frames)]
+
+    return frames
+
+
+def _unsettled(aggregation: str, thresholds: Thresholds, margin: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Per video (its first-pass scores): the video's id when they do not settle its verdict, else nothing."""
+
+    def unsettled(group: pd.DataFrame) -> pd.DataFrame:
+        score = aggregate(aggregation, group["score"].to_numpy(), group["frame_index"].to_numpy())
+        return group[["video_id"]].head(0 if settled_early(score, thresholds, margin) else 1)
+
+    return unsettled
 
 
 def _score_rows(detected: DataFrame, run: ScoringRun) -> DataFrame:

@@ -3,12 +3,14 @@
 Each video's extraction row (status, reason, frame and face counts) is joined with its scores from
 this run's ``face_scores``, grouped by video (``applyInPandas``, so it stays distributed), aggregated
 with the rule the model's contract names and labelled by :func:`deepsift.verdicts.labels.verdict_for`
-with the contract's thresholds. Labels are computed from the stored scores, never from scores held in
-memory, so a verdict always agrees with ``face_scores``. The result is checkpointed once, beside
-whether the ``verdicts`` version read first holds the video's verdict from this model version on these
-crops; the labels it does not hold are appended (:func:`deepsift.lake.tables.append_once`, one writer
-per model version and preprocess version), so the first verdict a model version gives a video stays,
-a rerun changes nothing, and no MERGE reads the table.
+with the contract's thresholds. Under the contract's cascade a video the first pass settled is
+aggregated over its first-pass faces only (``deepsift.verdicts.cascade.judged_faces``), and
+``n_frames_scored`` says over how many frames. Labels are computed from the stored scores, never from
+scores held in memory, so a verdict always agrees with ``face_scores``. The result is checkpointed once,
+beside whether the ``verdicts`` version read first holds the video's verdict from this model version on
+these crops; the labels it does not hold are appended (:func:`deepsift.lake.tables.append_once`, one
+writer per model version and preprocess version), so the first verdict a model version gives a video
+stays, a rerun changes nothing, and no MERGE reads the table.
 
 :func:`reaggregate` replays another rule over stored scores alone, without a model or decoding
 (``deepsift reaggregate``, through :func:`reaggregate_version`).
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -31,6 +34,7 @@ from deepsift.detect.contract import config_for_contract
 from deepsift.lake.tables import (
     EXTRACTIONS,
     FACE_SCORES,
+    FACES,
     SCAN_TABLES,
     VERDICTS,
     append_once,
@@ -43,9 +47,10 @@ from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.stages.extract import planned_preprocess_version
 from deepsift.stages.score import ScoringRun
 from deepsift.verdicts.aggregation import aggregate, check_aggregation
+from deepsift.verdicts.cascade import Cascade, judged_faces
 from deepsift.verdicts.labels import EXTRACTION_OK, Thresholds, verdict_for
 
-_LABELLED_SCHEMA = "video_id string, score double, verdict string, reason string"
+_LABELLED_SCHEMA = "video_id string, score double, verdict string, reason string, n_frames_scored int"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
     """
     started = time.perf_counter()
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, (EXTRACTIONS, *SCAN_TABLES))
+    ensure_tables(spark, schema, (EXTRACTIONS, FACES, *SCAN_TABLES))
     read_version = table_version(spark, schema, VERDICTS)  # before the stored verdicts are read: see append_once
     aggregation = run.model.contract.aggregation
     wanted = run.wanted(spark, config)
@@ -85,13 +90,10 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
         .join(wanted, "video_id", "left_semi")
         .select("video_id", "status", "reason", "n_frames", "n_faces")
     )
-    scores = (
-        spark.table(FACE_SCORES.qualified(schema))
-        .where(F.col("run_id") == run.run_id)
-        .select("video_id", "frame_index", "score")
-    )
+    contract = run.model.contract
+    rows = extracted.join(_run_face_scores(spark, schema, run), "video_id", "left")
     labelled = (
-        _label_videos(extracted.join(scores, "video_id", "left"), aggregation, run.model.contract.thresholds)
+        _label_videos(rows, aggregation, contract.thresholds, contract.cascade)
         .join(extracted.select("video_id", "n_frames", "n_faces"), "video_id")
         .join(_stored_verdicts(spark, schema, run, read_version), "video_id", "left")
         .checkpoint(eager=True)
@@ -178,6 +180,7 @@ def _verdict_rows(run: ScoringRun, decided: DataFrame) -> DataFrame:
         F.lit(run.run_id).alias("run_id"),
         F.lit(scanned_at).cast("timestamp").alias("scanned_at"),
         F.lit(run.scan_date).alias("scan_date"),
+        "n_frames_scored",
     )
 
 
@@ -220,7 +223,7 @@ def reaggregate(
         "frame_index",
         "score",
     )
-    return _label_videos(rows, aggregation, model.contract.thresholds).join(per_video, "video_id").select(
+    return _label_videos(rows, aggregation, model.contract.thresholds, None).join(per_video, "video_id").select(
         "video_id",
         F.lit(model.name).alias("model_name"),
         F.lit(model.version).cast("int").alias("model_version"),
@@ -246,28 +249,66 @@ def reaggregate_version(
     return reaggregate(spark, config, info, version, aggregation, scan_date).orderBy("video_id")
 
 
-def _label_videos(rows: DataFrame, aggregation: str, thresholds: Thresholds) -> DataFrame:
+def _run_face_scores(spark: SparkSession, schema: str, run: ScoringRun) -> DataFrame:
+    """(video_id, frame_index, score) rows for :func:`_label_videos`: the run's scores, one per face.
+
+    Under a cascade the labels also need the faces left unscored (NULL score), to tell a video the
+    first pass settled from one whose scoring is not finished.
+    """
+    scores = spark.table(FACE_SCORES.qualified(schema)).where(F.col("run_id") == run.run_id)
+    if run.model.contract.cascade is None:
+        return scores.select("video_id", "frame_index", "score")
+    faces = spark.table(FACES.qualified(schema)).where(F.col("preprocess_version") == run.preprocess_version)
+    keys = ["video_id", "frame_index", "face_index"]
+    every_face = faces.select(*keys).join(scores.select(*keys, "score"), keys, "left")
+    return every_face.select("video_id", "frame_index", "score")
+
+
+def _label_videos(rows: DataFrame, aggregation: str, thresholds: Thresholds, cascade: Cascade | None) -> DataFrame:
     """One row per video from rows (video_id, status, reason, n_faces, frame_index, score), one per face.
 
-    A video without faces comes as one row with a NULL score. Output: video_id, score, verdict, reason;
-    verdict is NULL for a video with faces whose scores are missing or incomplete.
+    A video without faces comes as one row with a NULL score. Output: video_id, score, verdict, reason,
+    n_frames_scored; verdict is NULL for a video with faces whose scores are missing or incomplete.
+    With a ``cascade`` the rows hold every face, NULL scores included (:func:`_run_face_scores`).
     """
-    return rows.groupBy("video_id").applyInPandas(_labeller(aggregation, thresholds), _LABELLED_SCHEMA)
+    return rows.groupBy("video_id").applyInPandas(_labeller(aggregation, thresholds, cascade), _LABELLED_SCHEMA)
 
 
-def _labeller(aggregation: str, thresholds: Thresholds) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _labeller(
+    aggregation: str, thresholds: Thresholds, cascade: Cascade | None
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def label(group: pd.DataFrame) -> pd.DataFrame:
         first = group.iloc[0]
         status = first["status"]
         reason = first["reason"] if isinstance(first["reason"], str) else None
         n_faces = 0 if pd.isna(first["n_faces"]) else int(first["n_faces"])
-        scored = group[group["score"].notna()]
         score: float | None = None
+        n_frames_scored = 0
         if status == EXTRACTION_OK and n_faces > 0:
-            if len(scored) != n_faces:
-                return pd.DataFrame([{"video_id": first["video_id"], "score": None, "verdict": None, "reason": None}])
-            score = aggregate(aggregation, scored["score"].to_numpy(), scored["frame_index"].to_numpy(dtype="int64"))
+            judged = _judged(group, n_faces, aggregation, thresholds, cascade)
+            if judged is None:
+                unscored = {"video_id": first["video_id"], "score": None, "verdict": None, "reason": None}
+                return pd.DataFrame([unscored | {"n_frames_scored": None}])
+            score = aggregate(aggregation, judged["score"].to_numpy(), judged["frame_index"].to_numpy(dtype="int64"))
+            n_frames_scored = judged["frame_index"].nunique()
         verdict, why = verdict_for(score, thresholds, status, reason, n_faces)
-        return pd.DataFrame([{"video_id": first["video_id"], "score": score, "verdict": verdict.value, "reason": why}])
+        labelled = {"video_id": first["video_id"], "score": score, "verdict": verdict.value, "reason": why}
+        return pd.DataFrame([labelled | {"n_frames_scored": n_frames_scored}])
 
     return label
+
+
+def _judged(
+    group: pd.DataFrame, n_faces: int, aggregation: str, thresholds: Thresholds, cascade: Cascade | None
+) -> pd.DataFrame | None:
+    """The rows of one video's faces its score is made from; None while one of them has no score.
+
+    Without a cascade the rows are the run's scores and every one of the ``n_faces`` faces needs one;
+    with one, the rows are every face and :func:`deepsift.verdicts.cascade.judged_faces` decides.
+    """
+    if cascade is None:
+        scored = group[group["score"].notna()]
+        return scored if len(scored) == n_faces else None
+    scores = group["score"].to_numpy(dtype="float64", na_value=np.nan)
+    mask = judged_faces(scores, group["frame_index"].to_numpy(dtype="int64"), aggregation, thresholds, cascade)
+    return None if mask is None else group[mask]
