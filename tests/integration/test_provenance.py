@@ -121,7 +121,7 @@ def judged(spark, trusted, uploads) -> dict[str, str]:
     ids = {path.name: content_id(path) for path in uploads[0].iterdir()}
     now = datetime.now(UTC).replace(tzinfo=None)
     verdicts = [
-        (ids[name], "provenance-fixture", 1, "pp-test", score, verdict, None, "mean", 8, 8, RUN_ID, now, SCAN_DATE)
+        (ids[name], "provenance-fixture", 1, "pp-test", score, verdict, None, "mean", 8, 8, RUN_ID, now, SCAN_DATE, 8)
         for name, (verdict, score) in VERDICT_OF.items()
     ]
     merge_insert_new(spark, schema, VERDICTS, spark.createDataFrame(verdicts, VERDICTS.columns))

@@ -140,7 +140,10 @@ def balanced_by_cost(videos: DataFrame, bins: int) -> DataFrame:
             yield (_snake(rank, bins) + index) % bins, row
 
     dealt = ranges.mapPartitionsWithIndex(deal).partitionBy(bins, lambda target: target).values()
-    return dealt.toDF(costed.schema).sortWithinPartitions(F.desc("cost")).drop("cost")
+    # The videos' own session, not RDD.toDF's: PySpark points toDF at the session constructed last, which
+    # may be a read-only one (deepsift.lake.readonly), whose guard then refuses the extraction's append.
+    spread = videos.sparkSession.createDataFrame(dealt, costed.schema)
+    return spread.sortWithinPartitions(F.desc("cost")).drop("cost")
 
 
 def _snake(rank: int, bins: int) -> int:
