@@ -63,7 +63,8 @@ def test_a_run_appended_twice_from_the_same_table_version_is_written_once(spark,
 
 
 def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
-    """Two separate Python processes share the catalog through the Derby metastore under ``home``."""
+    """Two separate Python processes share the catalog through the Derby metastore under ``home``; the
+    reading one's JVM runs with the default compiler option (``spark.driver_jit: quick``)."""
     script = textwrap.dedent(
         """
         import sys
@@ -76,6 +77,9 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
             spark.sql("INSERT INTO deepsift.probe_table VALUES (1), (2), (3)")
         else:
             print("COUNT", spark.sql("SELECT count(*) FROM deepsift.probe_table").first()[0])
+            from deepsift.lake.session import QUICK_JIT_OPTION
+            runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+            print("QUICK_JIT", QUICK_JIT_OPTION in list(runtime.getInputArguments()))
         """
     )
     # Embedded Derby admits one JVM at a time, and this test session's own Spark holds another home.
@@ -85,12 +89,15 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
         )
         assert result.returncode == 0, result.stderr[-3000:]
     assert "COUNT 3" in result.stdout
+    assert "QUICK_JIT True" in result.stdout  # the default, spark.driver_jit: quick, reached that JVM
 
 
 def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):
-    """The option reaches the real driver JVM (``spark.driver_jit: quick``, the default)."""
+    """``spark.driver_jit: full`` (the test session's: its JVM lives the whole run) reaches the real
+    driver JVM as the absence of the quick option; the default's presence is checked by the new-process
+    test above."""
     from deepsift.lake.session import QUICK_JIT_OPTION
 
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()  # noqa: SLF001
-    assert lake_config.spark.driver_jit == "quick"
-    assert QUICK_JIT_OPTION in list(runtime.getInputArguments())
+    assert lake_config.spark.driver_jit == "full"
+    assert QUICK_JIT_OPTION not in list(runtime.getInputArguments())
