@@ -74,7 +74,8 @@ class SparkConfig(_Section):
     ``-XX:TieredStopAtLevel=1``), which halves the CPU a short command spends (docs/benchmarks.md): its
     Spark work is planning and small Delta commits, over before the optimising compiler pays back, and
     every Python worker wants the same cores. ``full``: HotSpot's default tiers, for a driver that runs
-    for hours over heavy JVM-side work."""
+    for hours over heavy JVM-side work; the JDBC server (``deepsift sql-server``) uses it unless this key
+    is set."""
 
     @field_validator("master")
     @classmethod

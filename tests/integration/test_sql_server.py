@@ -111,9 +111,14 @@ def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
     for refused in ("DELETE", "DROP", f"SET {READ_ONLY_CONF}=false"):
         assert f"The operation {refused} is not allowed on the read-only session" in errors
 
+    metastore = Path(server_env["DEEPSIFT_HOME"]) / "metastore"
+    jvm = lock_holder(metastore / "metastore_db" / "dbex.lck")
+    assert jvm is not None, "no JVM holds the server's metastore"
+    # a JVM that lives for hours compiles with every JIT tier (spark.driver_jit is not set here)
+    assert "-XX:TieredStopAtLevel=1" not in Path(f"/proc/{jvm.pid}/cmdline").read_bytes().decode().split("\0")
+
     process.send_signal(signal.SIGTERM)  # `kill`: the CLI stops its JVM, which frees the metastore
     assert process.wait(timeout=90) == 0
-    metastore = Path(server_env["DEEPSIFT_HOME"]) / "metastore"
     assert [lock_holder(metastore / OWNER_LOCK), lock_holder(metastore / "metastore_db" / "dbex.lck")] == [None, None]
     after = _deepsift(server_env, "sql", "--format", "json", BY_STATUS)
     assert after.returncode == 0, after.stderr[-3000:]

@@ -32,9 +32,13 @@ def jdbc_url(config: Config, port: int) -> str:
 
 
 def server_command(config: Config, port: int) -> list[str]:
-    """The ``spark-submit`` command line of the server (it builds the extension jar if needed)."""
+    """The ``spark-submit`` command line of the server (it builds the extension jar if needed).
+
+    The server's JVM runs for hours, so it compiles with every JIT tier unless ``spark.driver_jit`` is
+    set: the client compiler alone suits short commands only (docs/benchmarks.md).
+    """
     ensure_spark_jars(config)
-    conf = {**spark_conf(config), READ_ONLY_CONF: "true"}
+    conf = {**spark_conf(long_lived(config)), READ_ONLY_CONF: "true"}
     # The server opens JDBC sessions on threads whose class loader does not see spark.jars (DeltaCatalog
     # was not found): the jars go on the JVM's own class path too.
     class_path = [*conf["spark.jars"].split(","), conf.get("spark.driver.extraClassPath", "")]
@@ -53,6 +57,20 @@ def server_command(config: Config, port: int) -> list[str]:
         "--hiveconf", f"hive.server2.thrift.bind.host={BIND_HOST}",
         "--hiveconf", f"hive.server2.thrift.port={port}",
     ]
+
+
+def long_lived(config: Config) -> Config:
+    """``config`` for a driver that lives for hours: ``spark.driver_jit: full`` unless the key was set.
+
+    >>> from deepsift.config import load_config
+    >>> long_lived(load_config(environ={})).spark.driver_jit
+    'full'
+    >>> long_lived(load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "quick"})).spark.driver_jit
+    'quick'
+    """
+    if "spark" in config.model_fields_set and "driver_jit" in config.spark.model_fields_set:
+        return config
+    return config.model_copy(update={"spark": config.spark.model_copy(update={"driver_jit": "full"})})
 
 
 def serve(config: Config, port: int, on_ready: Callable[[str], None]) -> int:
