@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from deepsift.lake.readonly import READ_ONLY_CONF, read_only_session
 from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
 from deepsift.sql.views import VIDEO_CREDENTIALS
-from deepsift.stages.extract import extract_pending
+from deepsift.stages.extract import balanced_by_cost, extract_pending
 from deepsift.stages.ingest import NoInputError, ingest
 
 
@@ -166,3 +167,18 @@ def test_every_readable_shared_video_has_credentials_status_none(spark, lake_con
     for row in VIDEO_CREDENTIALS.frame(spark, lake_config.lake.schema_name).collect():
         unread = row.video_id.startswith("unreadable-")
         assert (row.provenance_status, row.declared_ai) == ((None, None) if unread else ("none", False)), row
+
+
+def test_spreading_videos_stays_in_their_session_after_a_read_only_one_is_made(spark):
+    """The extraction's plan is built in the videos' own session. PySpark's ``RDD.toDF`` takes the session
+    constructed last: after an analyst's read-only session in the same process, the extraction's append
+    was refused by the read-only guard."""
+    videos = spark.createDataFrame(
+        [(f"v{i}", float(i), 64, 48) for i in range(5)], "video_id string, duration_s double, width int, height int"
+    )
+    analyst = read_only_session(spark, "default")  # constructed last
+    spread = balanced_by_cost(videos, 2)
+    assert analyst.conf.get(READ_ONLY_CONF) == "true"
+    assert spread.sparkSession.conf.get(READ_ONLY_CONF, "false") == "false"
+    assert spread.rdd.getNumPartitions() == 2
+    assert sorted(row.video_id for row in spread.collect()) == [f"v{i}" for i in range(5)]
