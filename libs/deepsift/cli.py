@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     configure_logging()
+    # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL (default INFO) when it is imported, later
+    # than this; the setLevel covers a process that imported it already.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from deepsift.lake.session import spark_scope
@@ -560,8 +563,6 @@ def _positive_int(text: str) -> int:
 
 
 def _sql(args: argparse.Namespace, config: Config) -> int:
-    from pyspark.logger import PySparkLogger
-
     from deepsift.sql import analyst
 
     if args.list:
@@ -576,8 +577,6 @@ def _sql(args: argparse.Namespace, config: Config) -> int:
         return 2
     parameters = analyst.parse_parameters(args.param)
     statement, bound = analyst.bind_saved(args.saved, parameters) if args.saved else (args.statement, parameters)
-    # PySpark logs every SQL error with its Java stack trace; the error's message is printed instead.
-    PySparkLogger.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     spark = _session(config)
     result = analyst.run_statement(spark, config.lake.schema_name, statement, bound, args.max_rows)
     if args.format == "csv":

@@ -38,9 +38,19 @@ def not_an_interrupt(record: logging.LogRecord) -> bool:
     return True
 
 
+QUERY_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+"""PySpark's loggers that print every failed query as an ERROR with its Java stack trace, also a failure
+the caller expects and handles; the exception itself carries the message, which a command prints."""
+
+
 def configure_logging() -> None:
     """Warnings and errors of every Python logger on standard error, once each and none about a Ctrl-C
-    (a no-op where the root logger has handlers already, as under a test runner)."""
+    (no handler is added where the root logger has one already, as under a test runner), and PySpark's
+    copies of query errors (:data:`QUERY_ERROR_LOGGERS`) silenced."""
+    from pyspark.logger import PySparkLogger
+
+    for name in QUERY_ERROR_LOGGERS:
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(OnceFilter())

