@@ -90,6 +90,8 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
     done = table_as_of(spark, schema, EXTRACTIONS, read_versions[EXTRACTIONS])
     done = done.where(F.col("preprocess_version") == version).select("video_id")
     pending = spark.table(VIDEOS.qualified(schema)).join(done, "video_id", "left_anti")
+    if pending.isEmpty():  # a rerun: no balancing, no worker, no checkpoint
+        return ExtractSummary(version, detector, 0, 0, {}, 0, 0, 0.0, 0.0, time.perf_counter() - started)
     extracted = _extract(spark, config, pending, version, detector, target)
     extracted = extracted.checkpoint(eager=True)
     summary = _summarize(extracted, version, detector)
