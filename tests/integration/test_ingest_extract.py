@@ -13,6 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from deepsift.lake.readonly import READ_ONLY_CONF, read_only_session
+from deepsift.lake.tables import EXTRACTION_TABLES, table_version
 from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
 from deepsift.sql.views import VIDEO_CREDENTIALS
@@ -140,12 +141,17 @@ def test_rerunning_ingest_and_extract_changes_nothing(spark, lake_config, media_
         frame = _table(spark, lake_config, name)
         return sorted(tuple(row) for row in frame.drop(*[c for c in ("crop",) if c in frame.columns]).collect())
 
+    def versions():
+        return {table.name: table_version(spark, lake_config.lake.schema_name, table) for table in EXTRACTION_TABLES}
+
     before = {name: snapshot(name) for name in ("videos", "extractions", "faces")}
+    versions_before = versions()
     again = ingest(spark, lake_config, [str(media_dir)])
     extracted = extract_pending(spark, lake_config)
     assert again.new_videos == 0
     assert extracted.videos == 0
     assert {name: snapshot(name) for name in before} == before
+    assert versions() == versions_before  # nor a file rewritten: no table has a new Delta version
 
 
 def test_missing_inputs_are_reported_and_the_rest_ingested(spark, lake_config, media_dir, tmp_path, scanned):

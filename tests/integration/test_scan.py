@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.contract_check import ContractSettingError
+from deepsift.detect.devices import GpuSchedulingError, visible_cuda_devices
+from deepsift.lake.tables import EXTRACTIONS, FACE_SCORES, FACES, SCAN_RUNS, VERDICTS, VIDEOS, table_version
 from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
 from deepsift.registry.mlflow_models import DetectorRegistry
@@ -83,13 +85,41 @@ def test_the_run_is_recorded_with_model_version_and_counts(spark, config, first_
     assert run[0].detect_engine == ("torch" if torch.cuda.is_available() else "onnxruntime")
 
 
+def _versions(spark, config):
+    """The scan's tables' latest Delta versions: a write that changes no row still makes one."""
+    tables = (VIDEOS, EXTRACTIONS, FACES, FACE_SCORES, VERDICTS, SCAN_RUNS)
+    return {table.name: table_version(spark, config.lake.schema_name, table) for table in tables}
+
+
 def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_dir, first_scan):
     tables = ("videos", "extractions", "faces", "face_scores", "verdicts", "scan_runs")
-    before = {table: _snapshot(spark, config, table) for table in tables}
+    before, versions = {table: _snapshot(spark, config, table) for table in tables}, _versions(spark, config)
     folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
     again = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
     assert again.verdicts.videos == 0
     assert {table: _snapshot(spark, config, table) for table in tables} == before
+    assert _versions(spark, config) == versions  # nothing committed, no file rewritten
+
+
+@pytest.mark.skipif(visible_cuda_devices() > 0, reason="the failing run asks for a GPU, which this machine has")
+def test_a_failed_run_is_recorded_then_replaced_by_its_retry_and_never_replaces_a_success(spark, config, first_scan):
+    on_missing_gpu = config.model_copy(update={"detect": config.detect.model_copy(update={"device": "cuda"})})
+    request = ScanRequest(scan_date=date(2026, 11, 23), trigger="test")
+
+    def recorded():
+        runs = spark.table(f"{config.lake.schema_name}.scan_runs").where(F.col("scan_date") == request.scan_date)
+        return [(row.status, (row.error or "").split(":")[0]) for row in runs.collect()]
+
+    with pytest.raises(GpuSchedulingError):
+        run_scan(spark, on_missing_gpu, request)
+    assert recorded() == [("failed", "GpuSchedulingError")]
+    run_scan(spark, config, request)  # the retry, same run id
+    assert recorded() == [("succeeded", "")]
+    versions = _versions(spark, config)
+    with pytest.raises(GpuSchedulingError):
+        run_scan(spark, on_missing_gpu, request)
+    assert recorded() == [("succeeded", "")]
+    assert _versions(spark, config) == versions
 
 
 def test_another_cpu_engine_rescores_nothing(spark, config, media_dir, first_scan):

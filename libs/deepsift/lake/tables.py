@@ -15,7 +15,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
 
 from deepsift.errors import DeepsiftError
 from deepsift.lake.schemas import arrow_schema, nullable
@@ -282,17 +283,28 @@ class TableSchemaError(DeepsiftError, RuntimeError):
     """An existing table lacks a column that cannot be added in place; the message names it."""
 
 
+_ENSURED: set[tuple[str, str]] = set()
+"""(Spark application id, qualified table name) of the tables :func:`ensure_tables` has checked: once per
+table and application, not once per stage (each check is catalog calls and a read of the table's schema)."""
+
+
 def ensure_tables(spark: SparkSession, schema: str, tables: tuple[TableSpec, ...] = EXTRACTION_TABLES) -> None:
     """Create the schema and any missing table; give existing tables the columns their spec gained.
 
     Lakes created by an older deepsift lack newer columns. Nullable ones are added in place (existing
-    rows read NULL); a missing NOT NULL column raises :class:`TableSchemaError` naming it.
+    rows read NULL); a missing NOT NULL column raises :class:`TableSchemaError` naming it. A table this
+    Spark application checked already is not checked again: deepsift never drops a table.
     """
+    application = spark.sparkContext.applicationId
+    unchecked = [table for table in tables if (application, table.qualified(schema)) not in _ENSURED]
+    if not unchecked:
+        return
     ensure_schema(spark, schema)
-    for table in tables:
+    for table in unchecked:
         partition = f" PARTITIONED BY ({table.partitioned_by})" if table.partitioned_by else ""
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table.qualified(schema)} ({table.columns}) USING DELTA{partition}")
         _add_missing_columns(spark, schema, table)
+        _ENSURED.add((application, table.qualified(schema)))
 
 
 def ensure_schema(spark: SparkSession, schema: str) -> None:
@@ -376,6 +388,47 @@ def append_once(
         .option("txnVersion", read_version)
         .saveAsTable(table.qualified(schema))
     )
+
+
+def merge_changes(
+    spark: SparkSession,
+    schema: str,
+    table: TableSpec,
+    rows: DataFrame,
+    changed: str,
+    assignments: dict[str, str | Column] | None = None,
+) -> Row | None:
+    """Insert the rows whose key is new and update the held rows for which ``changed`` holds; leave every
+    other row, and the file holding it, alone. Returns the MERGE's metrics row, or None when no row was new
+    or changed: then there is no MERGE and no commit.
+
+    ``changed`` is a condition on the held row ``t`` and the new one ``s``; ``assignments`` (column: SQL
+    expression) say what an update sets, every column when None. Delta rewrites each file holding a key
+    a MERGE matched, even where the update's condition is false, so the rows that would change nothing
+    are left out before the MERGE: a rerun over the same input writes nothing.
+
+    For example (it needs a SparkSession)::
+
+        merge_changes(spark, "deepsift", SCAN_RUNS, run_row, changed="t.status <> 'succeeded'")
+    """
+    held = spark.table(table.qualified(schema)).alias("t")
+    condition = _key_condition(table)
+    new_or_changed = (
+        rows.select(*table.column_names())
+        .alias("s")
+        .join(held, F.expr(condition), "left")
+        .where(F.expr(f"t.{table.key[0]} IS NULL OR ({changed})"))
+        .select("s.*")
+    )
+    if new_or_changed.isEmpty():
+        return None
+    merge = DeltaTable.forName(spark, table.qualified(schema)).alias("t").merge(new_or_changed.alias("s"), condition)
+    if assignments is None:
+        merge = merge.whenMatchedUpdateAll(condition=changed)
+    else:
+        merge = merge.whenMatchedUpdate(condition=changed, set=assignments)
+    (metrics,) = merge.whenNotMatchedInsertAll().execute().collect()
+    return metrics
 
 
 def merge_upsert(spark: SparkSession, schema: str, table: TableSpec, rows: DataFrame) -> None:

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config, ConfigError
-from deepsift.lake.tables import PROVENANCE
+from deepsift.lake.tables import PROVENANCE, merge_changes
 from deepsift.provenance.credentials import CredentialCheck, Credentials, ProvenanceStatus
 
 PROBE_COLUMNS = (
@@ -87,8 +87,6 @@ def merge_provenance(spark: SparkSession, schema: str, files: DataFrame, check: 
     A row is inserted for a new video and replaced only when its outcome changed (status, failures,
     reason or trust list), so a rerun over the same files changes nothing. Returns rows written.
     """
-    from delta.tables import DeltaTable
-
     rows = (
         files.where(F.col("provenance_status") != str(ProvenanceStatus.NONE))
         .dropDuplicates(["video_id"])
@@ -115,13 +113,5 @@ def merge_provenance(spark: SparkSession, schema: str, files: DataFrame, check: 
     changed = " OR ".join(
         f"NOT (t.{column} <=> s.{column})" for column in ("status", "validation_failures", "reason", "trust_list")
     )
-    metrics = (
-        DeltaTable.forName(spark, PROVENANCE.qualified(schema))
-        .alias("t")
-        .merge(rows.alias("s"), "t.video_id = s.video_id")
-        .whenMatchedUpdateAll(condition=changed)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    (counts,) = metrics.collect()
-    return int(counts["num_inserted_rows"]) + int(counts["num_updated_rows"])
+    metrics = merge_changes(spark, schema, PROVENANCE, rows, changed)
+    return 0 if metrics is None else int(metrics["num_inserted_rows"]) + int(metrics["num_updated_rows"])

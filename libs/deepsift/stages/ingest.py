@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from deepsift.config import Config, DecodeLimits
 from deepsift.errors import DeepsiftError
 from deepsift.lake.schemas import spark_ddl
-from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables
+from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables, merge_changes
 from deepsift.media.inspect import identify_file
 from deepsift.media.probe import ProbeResult
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
@@ -140,11 +140,10 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
     check = credential_check(config)
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (VIDEOS,) if check is None else (VIDEOS, PROVENANCE))
-    table = VIDEOS.qualified(schema)
 
     probed = _probe_files(spark, listing.uris, config.decode, check, ingest_date or started.date(), started)
     probed = probed.checkpoint(eager=True)  # reliable: a lost executor cannot take the probe results with it
-    new_videos = _merge_videos(spark, table, probed)
+    new_videos = _merge_videos(spark, schema, probed)
     # one pass over the checkpointed rows for both summaries
     reason = F.when(F.col("probe_status") == "error", F.split("probe_error", ":")[0])
     counts = probed.groupBy(reason.alias("reason"), "provenance_status").count().collect()
@@ -227,34 +226,28 @@ def _probe_columns(result: ProbeResult) -> dict[str, object]:
     return columns
 
 
-def _merge_videos(spark: SparkSession, table: str, probed: DataFrame) -> int:
+def _merge_videos(spark: SparkSession, schema: str, probed: DataFrame) -> int:
     """One row per content id: the batch is grouped first, then merged; new names extend ``uris``, and a
-    first credentials check sets ``credentials_checked``. Returns how many videos were new (the MERGE's
-    own count)."""
-    from delta.tables import DeltaTable
-
+    first credentials check sets ``credentials_checked``; videos with neither are not written. Returns how
+    many videos were new."""
     other_columns = [c for c in VIDEOS.column_names() if c not in ("video_id", "uri", "uris")]
     grouped = probed.groupBy("video_id").agg(
         F.min("uri").alias("uri"),
         F.array_sort(F.collect_set("uri")).alias("uris"),
         *[F.first(column, ignorenulls=True).alias(column) for column in other_columns],
     )
-    metrics = (
-        DeltaTable.forName(spark, table)
-        .alias("t")
-        .merge(grouped.alias("s"), "t.video_id = s.video_id")
-        .whenMatchedUpdate(
-            condition=(
-                "size(array_except(s.uris, t.uris)) > 0"
-                " OR (s.credentials_checked AND NOT (t.credentials_checked <=> true))"
-            ),
-            set={
-                "uris": "array_sort(array_distinct(concat(t.uris, s.uris)))",
-                "credentials_checked": "coalesce(t.credentials_checked, false) OR s.credentials_checked",
-            },
-        )
-        .whenNotMatchedInsertAll()
-        .execute()
+    metrics = merge_changes(
+        spark,
+        schema,
+        VIDEOS,
+        grouped,
+        changed=(
+            "size(array_except(s.uris, t.uris)) > 0"
+            " OR (s.credentials_checked AND NOT (t.credentials_checked <=> true))"
+        ),
+        assignments={
+            "uris": "array_sort(array_distinct(concat(t.uris, s.uris)))",
+            "credentials_checked": "coalesce(t.credentials_checked, false) OR s.credentials_checked",
+        },
     )
-    (counts,) = metrics.collect()
-    return int(counts["num_inserted_rows"])
+    return 0 if metrics is None else int(metrics["num_inserted_rows"])

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -24,7 +23,7 @@ from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
 from deepsift.detect.contract_check import refuse_contract_conflicts
 from deepsift.errors import DeepsiftError
-from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables
+from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables, merge_changes
 from deepsift.progress import plan, step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
@@ -204,15 +203,8 @@ def _score_and_judge(
 
 
 def _record_run(spark: SparkSession, config: Config, record: RunRecord) -> None:
-    """One ``scan_runs`` row per run id; a rerun of a succeeded run leaves it untouched."""
+    """One ``scan_runs`` row per run id; a rerun of a succeeded run leaves it untouched (no commit)."""
     schema = config.lake.schema_name
     ensure_tables(spark, schema, (SCAN_RUNS,))
-    source = spark.createDataFrame([record.row(config)], SCAN_RUNS.columns)
-    (
-        DeltaTable.forName(spark, SCAN_RUNS.qualified(schema))
-        .alias("t")
-        .merge(source.alias("s"), "t.run_id = s.run_id")
-        .whenMatchedUpdateAll(condition="t.status <> 'succeeded'")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    row = spark.createDataFrame([record.row(config)], SCAN_RUNS.columns)
+    merge_changes(spark, schema, SCAN_RUNS, row, changed="t.status <> 'succeeded'")
