@@ -78,8 +78,12 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
         else:
             print("COUNT", spark.sql("SELECT count(*) FROM deepsift.probe_table").first()[0])
             from deepsift.lake.session import QUICK_JIT_OPTION
-            runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+            jvm = spark.sparkContext._jvm
+            runtime = jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
             print("QUICK_JIT", QUICK_JIT_OPTION in list(runtime.getInputArguments()))
+            hotspot = jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+            diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(hotspot)
+            print("CODE_CACHE_MB", int(diagnostics.getVMOption("ReservedCodeCacheSize").getValue()) >> 20)
         """
     )
     # Embedded Derby admits one JVM at a time, and this test session's own Spark holds another home.
@@ -90,6 +94,7 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
     assert "COUNT 3" in result.stdout
     assert "QUICK_JIT True" in result.stdout  # the default, spark.driver_jit: quick, reached that JVM
+    assert "CODE_CACHE_MB 240" in result.stdout  # not the client compiler's 48 MB, which a long command fills
 
 
 def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):

@@ -63,7 +63,7 @@ def test_missing_and_malformed_files(tmp_path):
 def test_the_driver_jvm_compiles_quickly_unless_told_otherwise(tmp_path):
     """``spark.driver_jit`` decides the driver JVM's compiler option in the conf every session and
     spark-submit uses; the conf is pure, so no jar is needed to compute it."""
-    from deepsift.lake.session import QUICK_JIT_OPTION, spark_conf
+    from deepsift.lake.session import QUICK_JIT_CODE_CACHE, QUICK_JIT_OPTION, spark_conf
 
     def driver_options(**overrides: str) -> list[str]:
         config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
@@ -71,6 +71,8 @@ def test_the_driver_jvm_compiles_quickly_unless_told_otherwise(tmp_path):
 
     assert QUICK_JIT_OPTION == "-XX:TieredStopAtLevel=1"
     assert QUICK_JIT_OPTION in driver_options()
+    assert QUICK_JIT_CODE_CACHE in driver_options()  # else the client compiler's 48 MB fill up and it stops
     assert QUICK_JIT_OPTION not in driver_options(**{"spark.driver_jit": "full"})
+    assert QUICK_JIT_CODE_CACHE not in driver_options(**{"spark.driver_jit": "full"})
     with pytest.raises(ConfigError, match=r"spark\.driver_jit.*'quick' or 'full'"):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "fast"})

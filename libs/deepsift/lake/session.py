@@ -41,6 +41,11 @@ LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 and Hive's routine ones."""
 QUICK_JIT_OPTION = "-XX:TieredStopAtLevel=1"
 """The driver JVM's option under ``spark.driver_jit: quick``: compile with the client compiler only."""
+QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
+"""Its companion: with the client compiler alone HotSpot reserves 48 MB for compiled code, which a long
+command fills (``deepsift demo`` did, in 153 s); the JVM then stops compiling, runs the rest interpreted
+and says so on the console. 240 MB is the size HotSpot's full tiers reserve; it is address space, used
+only as code is compiled."""
 JVM_EXIT_TIMEOUT_S = 60.0
 """How long a JVM may take to exit (Spark's shutdown hooks) before it is killed (the kernel then drops its
 locks; Derby recovers on its next boot)."""
@@ -98,7 +103,7 @@ def spark_conf(config: Config) -> dict[str, str]:
     if not config.spark.verbose_logs:
         java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
     if config.spark.driver_jit == "quick":
-        java_options.append(QUICK_JIT_OPTION)
+        java_options.extend((QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE))
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
