@@ -51,6 +51,7 @@ class _Section(BaseModel):
 
 
 DriverJit = Literal["quick", "full"]
+QueryCodegen = Literal["interpreted", "compiled"]
 
 
 class SparkConfig(_Section):
@@ -76,6 +77,13 @@ class SparkConfig(_Section):
     every Python worker wants the same cores. ``full``: HotSpot's default tiers, for a driver that runs
     for hours over heavy JVM-side work; the JDBC server (``deepsift sql-server``) uses it unless this key
     is set."""
+    query_codegen: QueryCodegen = "interpreted"
+    """How Spark evaluates a query's expressions. ``interpreted``: directly, with no Java generated and
+    compiled for the query (Spark's ``spark.sql.codegen.factoryMode=NO_CODEGEN``, which also turns
+    whole-stage code generation off). deepsift's queries are many and small (catalog, Delta log, rows
+    per video or face) and its heavy work runs in Python workers, so compiling each query costs more CPU
+    than it saves: a one-clip scan spent 16% less wall (docs/benchmarks.md). ``compiled``: Spark's
+    default, for queries over millions of rows; the JDBC server uses it unless this key is set."""
 
     @field_validator("master")
     @classmethod

@@ -106,3 +106,14 @@ def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()  # noqa: SLF001
     assert lake_config.spark.driver_jit == "full"
     assert QUICK_JIT_OPTION not in list(runtime.getInputArguments())
+
+
+def test_queries_run_interpreted_by_default(spark, lake_config):
+    """``spark.query_codegen: interpreted`` (the default, which the test session keeps) reaches the
+    session: its plans have no whole-stage code generation, which Spark's own setting brings back."""
+    query = "EXPLAIN SELECT id + 1 AS next FROM range(3) WHERE id > 0"
+    assert lake_config.spark.query_codegen == "interpreted"
+    assert "*(1)" not in spark.sql(query).first()[0]
+    compiling = spark.newSession()
+    compiling.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")  # Spark's default
+    assert "*(1) Project" in compiling.sql(query).first()[0]  # what a compiled stage looks like in a plan

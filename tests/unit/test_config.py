@@ -76,3 +76,16 @@ def test_the_driver_jvm_compiles_quickly_unless_told_otherwise(tmp_path):
     assert QUICK_JIT_CODE_CACHE not in driver_options(**{"spark.driver_jit": "full"})
     with pytest.raises(ConfigError, match=r"spark\.driver_jit.*'quick' or 'full'"):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "fast"})
+
+
+def test_queries_are_interpreted_unless_compiled_is_asked_for(tmp_path):
+    from deepsift.lake.session import INTERPRETED_QUERIES, spark_conf
+
+    def conf(**overrides: str) -> dict[str, str]:
+        return spark_conf(load_config(environ={}, overrides={"home": str(tmp_path), **overrides}))
+
+    assert INTERPRETED_QUERIES == {"spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+    assert INTERPRETED_QUERIES.items() <= conf().items()
+    assert "spark.sql.codegen.factoryMode" not in conf(**{"spark.query_codegen": "compiled"})
+    with pytest.raises(ConfigError, match=r"spark\.query_codegen.*'interpreted' or 'compiled'"):
+        load_config(environ={"DEEPSIFT_SPARK__QUERY_CODEGEN": "off"})

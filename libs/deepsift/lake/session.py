@@ -46,6 +46,10 @@ QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
 command fills (``deepsift demo`` did, in 153 s); the JVM then stops compiling, runs the rest interpreted
 and says so on the console. 240 MB is the size HotSpot's full tiers reserve; it is address space, used
 only as code is compiled."""
+INTERPRETED_QUERIES = {"spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+"""The Spark conf of ``spark.query_codegen: interpreted``: no Java is generated and compiled per query.
+Spark marks it internal (its own tests run every query both ways); it is the one switch that covers
+expression code generation and whole-stage code generation alike."""
 JVM_EXIT_TIMEOUT_S = 60.0
 """How long a JVM may take to exit (Spark's shutdown hooks) before it is killed (the kernel then drops its
 locks; Derby recovers on its next boot)."""
@@ -126,6 +130,8 @@ def spark_conf(config: Config) -> dict[str, str]:
         # Spark's analysis-time binding of parameters in constant positions still works.
         "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
     }
+    if config.spark.query_codegen == "interpreted":
+        conf.update(INTERPRETED_QUERIES)
     if config.spark.master.startswith("local"):
         # Delta rebuilds a table's state with 50 partitions by default; on one machine that is mostly
         # task overhead (measured: half the CPU of a small scan went there).

@@ -34,8 +34,9 @@ def jdbc_url(config: Config, port: int) -> str:
 def server_command(config: Config, port: int) -> list[str]:
     """The ``spark-submit`` command line of the server (it builds the extension jar if needed).
 
-    The server's JVM runs for hours, so it compiles with every JIT tier unless ``spark.driver_jit`` is
-    set: the client compiler alone suits short commands only (docs/benchmarks.md).
+    The server's JVM runs for hours over analysts' queries, so it compiles with every JIT tier and
+    compiles its queries (:func:`long_lived`): the client compiler alone and interpreted queries suit
+    short commands only (docs/benchmarks.md).
     """
     ensure_spark_jars(config)
     conf = {**spark_conf(long_lived(config)), READ_ONLY_CONF: "true"}
@@ -60,17 +61,21 @@ def server_command(config: Config, port: int) -> list[str]:
 
 
 def long_lived(config: Config) -> Config:
-    """``config`` for a driver that lives for hours: ``spark.driver_jit: full`` unless the key was set.
+    """``config`` for a driver that lives for hours over analysts' queries: ``spark.driver_jit: full`` and
+    ``spark.query_codegen: compiled``, each unless its key was set.
 
     >>> from deepsift.config import load_config
-    >>> long_lived(load_config(environ={})).spark.driver_jit
-    'full'
-    >>> long_lived(load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "quick"})).spark.driver_jit
-    'quick'
+    >>> served = long_lived(load_config(environ={})).spark
+    >>> served.driver_jit, served.query_codegen
+    ('full', 'compiled')
+    >>> served = long_lived(load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "quick"})).spark
+    >>> served.driver_jit, served.query_codegen
+    ('quick', 'compiled')
     """
-    if "spark" in config.model_fields_set and "driver_jit" in config.spark.model_fields_set:
-        return config
-    return config.model_copy(update={"spark": config.spark.model_copy(update={"driver_jit": "full"})})
+    chosen = config.spark.model_fields_set if "spark" in config.model_fields_set else set()
+    defaults = {"driver_jit": "full", "query_codegen": "compiled"}
+    update = {key: value for key, value in defaults.items() if key not in chosen}
+    return config.model_copy(update={"spark": config.spark.model_copy(update=update)})
 
 
 def serve(config: Config, port: int, on_ready: Callable[[str], None]) -> int:
