@@ -17,7 +17,7 @@ from deepsift.lake.tables import EXTRACTION_TABLES, table_version
 from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
 from deepsift.sql.views import VIDEO_CREDENTIALS
-from deepsift.stages.extract import balanced_by_cost, extract_pending
+from deepsift.stages.extract import LISTED_COLUMNS, balanced_by_cost, extract_pending, task_listing
 from deepsift.stages.ingest import NoInputError, ingest
 
 
@@ -188,3 +188,25 @@ def test_spreading_videos_stays_in_their_session_after_a_read_only_one_is_made(s
     assert spread.sparkSession.conf.get(READ_ONLY_CONF, "false") == "false"
     assert spread.rdd.getNumPartitions() == 2
     assert sorted(row.video_id for row in spread.collect()) == [f"v{i}" for i in range(5)]
+
+
+def test_up_to_one_pending_video_per_core_is_a_task_each_and_more_are_balanced(spark):
+    """A small batch is laid out from the rows collected (no balancing job); a larger one by cost."""
+    cores = spark.sparkContext.defaultParallelism
+
+    def pending(videos: int):  # computed by a Spark job, as the anti-join over the lake's tables is
+        return spark.range(videos).selectExpr(
+            "concat('v', id) AS video_id", "concat('file:///v', id, '.mp4') AS uri", "'ok' AS probe_status",
+            "CAST(NULL AS string) AS probe_error", "CAST(NULL AS int) AS rotation", "CAST(id AS double) AS duration_s",
+            "64 AS width", "48 AS height",
+        )
+
+    assert task_listing(spark, pending(0)) is None
+    for videos, tasks in ((1, 1), (cores, cores), (cores + 1, 2 * cores)):
+        listing = task_listing(spark, pending(videos))
+        assert listing.columns == list(LISTED_COLUMNS)
+        per_task = listing.rdd.glom().map(len).collect()
+        assert len(per_task) == tasks, (videos, per_task)
+        assert sorted(row.video_id for row in listing.collect()) == sorted(f"v{i}" for i in range(videos))
+        if videos <= cores:
+            assert per_task == [1] * videos

@@ -90,9 +90,10 @@ def extract_pending(spark: SparkSession, config: Config, target: str = EXTRACT_T
     done = table_as_of(spark, schema, EXTRACTIONS, read_versions[EXTRACTIONS])
     done = done.where(F.col("preprocess_version") == version).select("video_id")
     pending = spark.table(VIDEOS.qualified(schema)).join(done, "video_id", "left_anti")
-    if pending.isEmpty():  # a rerun: no balancing, no worker, no checkpoint
+    listing = task_listing(spark, pending)
+    if listing is None:  # a rerun: no worker, no checkpoint
         return ExtractSummary(version, detector, 0, 0, {}, 0, 0, 0.0, 0.0, time.perf_counter() - started)
-    extracted = _extract(spark, config, pending, version, detector, target)
+    extracted = _extract(config, listing, version, detector, target)
     extracted = extracted.checkpoint(eager=True)
     summary = _summarize(extracted, version, detector)
     now = F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp")
@@ -123,6 +124,24 @@ def planned_preprocess_version(config: Config) -> tuple[str, str]:
     """The preprocess version (and face detector) that extraction under ``config`` produces here."""
     detector = build_face_detector(config.faces).name
     return preprocess_version(config.sampling, config.faces, detector), detector
+
+
+def task_listing(spark: SparkSession, pending: DataFrame) -> DataFrame | None:
+    """The pending videos laid out as the extraction's tasks; None when no video is pending.
+
+    Up to one video per core, each is a task of its own, made from the rows a first look collected: a
+    small batch skips :func:`balanced_by_cost` and its sampling job. More are balanced by cost in twice as
+    many tasks as cores.
+    """
+    videos = pending.select(*LISTED_COLUMNS, "duration_s", "width", "height")
+    cores = spark.sparkContext.defaultParallelism
+    first_look = videos.limit(cores + 1).collect()
+    if not first_look:
+        return None
+    if len(first_look) <= cores:
+        one_each = spark.sparkContext.parallelize(first_look, len(first_look))
+        return spark.createDataFrame(one_each, videos.schema).select(*LISTED_COLUMNS)
+    return balanced_by_cost(videos, cores * 2).select(*LISTED_COLUMNS)
 
 
 def balanced_by_cost(videos: DataFrame, bins: int) -> DataFrame:
@@ -160,11 +179,7 @@ def estimated_cost() -> Column:
     return F.when(known, F.col("duration_s") * F.col("width") * F.col("height")).otherwise(F.lit(UNKNOWN_COST))
 
 
-def _extract(
-    spark: SparkSession, config: Config, pending: DataFrame, version: str, detector: str, target: str
-) -> DataFrame:
-    videos = pending.select(*LISTED_COLUMNS, "duration_s", "width", "height")
-    listing = balanced_by_cost(videos, spark.sparkContext.defaultParallelism * 2).select(*LISTED_COLUMNS)
+def _extract(config: Config, listing: DataFrame, version: str, detector: str, target: str) -> DataFrame:
     settings = (config.sampling.model_dump_json(), config.decode.model_dump_json(), config.faces.model_dump_json())
 
     def extract_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
