@@ -118,6 +118,7 @@ def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
     # a JVM that lives for hours compiles with every JIT tier, and compiles its queries (neither key is set here)
     arguments = Path(f"/proc/{jvm.pid}/cmdline").read_bytes().decode().split("\0")
     assert QUICK_JIT_OPTION not in arguments
+    assert "spark.sql.session.timeZone=UTC" in arguments  # deepsift's Spark conf is on the command line
     assert [f"{key}={value}" for key, value in INTERPRETED_QUERIES.items() if f"{key}={value}" in arguments] == []
 
     process.send_signal(signal.SIGTERM)  # `kill`: the CLI stops its JVM, which frees the metastore
