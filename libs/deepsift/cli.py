@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,9 +26,9 @@ from deepsift.progress import show_steps
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from deepsift.registry.mlflow_models import DetectorRegistry
+    from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
     from deepsift.sql.analyst import QueryResult
-    from deepsift.stages.scan import ScanOutcome
+    from deepsift.stages.scan import ScanOutcome, ScanRequest
     from deepsift.stages.train import DataSelection, TrainOutcome
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001 - argparse names it no other way
@@ -460,14 +461,25 @@ def _models_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def _scan(args: argparse.Namespace, config: Config) -> int:
-    from deepsift.stages.scan import ScanRequest, run_scan
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The scan's modules (MLflow's among them) load and the model resolves while the JVM starts.
+        prepared = background.submit(_prepare_scan, args, config)
+        spark = _session(config)
+        request, model = prepared.result()
+    from deepsift.stages.scan import run_scan
 
-    spark = _session(config)
-    request = ScanRequest(scan_date=args.date or _today(), inputs=args.paths, model=args.model, trigger=args.trigger)
     with show_steps("scan"):
-        outcome = run_scan(spark, config, request)
+        outcome = run_scan(spark, config, request, model)
     _print_scan(spark, config, outcome)
     return 0
+
+
+def _prepare_scan(args: argparse.Namespace, config: Config) -> tuple[ScanRequest, ModelVersionInfo]:
+    """The scan's request and the exact model version it names."""
+    from deepsift.stages.scan import ScanRequest, scan_model
+
+    request = ScanRequest(scan_date=args.date or _today(), inputs=args.paths, model=args.model, trigger=args.trigger)
+    return request, scan_model(config, request)
 
 
 def _rescore(args: argparse.Namespace, config: Config) -> int:

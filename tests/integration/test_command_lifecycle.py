@@ -147,6 +147,19 @@ def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_b
     assert 'Setting default log level to "WARN".' in verbose.stderr
 
 
+def test_a_scan_of_a_version_that_does_not_exist_says_so_and_holds_nothing_after(env_for):
+    """The scan command resolves its model while its JVM starts: MLflow's refusal still ends the command,
+    with its message and no traceback, once the JVM has stopped and the metastore is free."""
+    env = env_for()
+    done = _deepsift(env, "scan", "--model", "99", "--date", SCAN_DATE.isoformat())
+    assert done.returncode == 1, done.stderr[-4000:]
+    assert "has no version 99; versions: 1" in done.stderr
+    assert "Traceback" not in done.stderr
+    owner, derby = _locks(env)
+    assert owner.exists(), "the command failed before it took its turn on the metastore"
+    assert [lock_holder(owner), lock_holder(derby)] == [None, None]
+
+
 def test_commands_started_together_take_turns_or_name_the_holder(env_for):
     env = env_for()
     statement = ("sql", "SELECT 1 AS one", "--format", "json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -23,7 +24,16 @@ from deepsift.config import Config
 from deepsift.detect.contract import config_for_contract
 from deepsift.detect.contract_check import refuse_contract_conflicts
 from deepsift.errors import DeepsiftError
-from deepsift.lake.tables import EXTRACTIONS, RESCORE_TRIGGER, SCAN_RUNS, VIDEOS, ensure_tables, merge_changes
+from deepsift.lake.tables import (
+    EXTRACTIONS,
+    FACES,
+    RESCORE_TRIGGER,
+    SCAN_RUNS,
+    SCAN_TABLES,
+    VIDEOS,
+    ensure_tables,
+    merge_changes,
+)
 from deepsift.progress import plan, step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.review.queue import enqueue_flagged, serves
@@ -109,15 +119,23 @@ class RunRecord:
         }
 
 
-def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanOutcome:
+def scan_model(config: Config, request: ScanRequest) -> ModelVersionInfo:
+    """The exact version the request's model names (a version, or an alias; else ``mlflow.alias``)."""
+    return DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
+
+
+def run_scan(
+    spark: SparkSession, config: Config, request: ScanRequest, model: ModelVersionInfo | None = None
+) -> ScanOutcome:
     """Scan everything ingested (plus ``request.inputs``) that this model version has not judged yet.
 
-    When the model holds the serving alias, the run's suspicious and manipulated verdicts are queued
-    for moderators (:func:`deepsift.review.queue.enqueue_flagged`).
+    ``model`` is the request's :func:`scan_model`, when the caller resolved it already (the command line
+    does, while the JVM starts). When the model holds the serving alias, the run's suspicious and
+    manipulated verdicts are queued for moderators (:func:`deepsift.review.queue.enqueue_flagged`).
     """
     seconds: dict[str, float] = {}
     started_at = datetime.now(UTC)
-    model = DetectorRegistry(config.mlflow, config.home).resolve(request.model or f"@{config.mlflow.alias}")
+    model = model or scan_model(config, request)
     refuse_contract_conflicts(config, model.contract, model.model_uri)
     model_config = config_for_contract(config, model.contract)
     queues = serves(config, model)
@@ -126,8 +144,13 @@ def run_scan(spark: SparkSession, config: Config, request: ScanRequest) -> ScanO
         "record",
     )
 
-    with timed(seconds, "ingest"):
-        ingested = ingest(spark, config, request.inputs, request.scan_date) if request.inputs else None
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The later stages' tables are created or checked while ingest works on its own (videos, provenance).
+        later_tables = (EXTRACTIONS, FACES, *SCAN_TABLES, SCAN_RUNS)
+        tables_ready = background.submit(ensure_tables, spark, config.lake.schema_name, later_tables)
+        with timed(seconds, "ingest"):
+            ingested = ingest(spark, config, request.inputs, request.scan_date) if request.inputs else None
+        tables_ready.result()
     with timed(seconds, "extract"):
         extracted = extract_pending(spark, model_config)
     run = ScoringRun(model, extracted.preprocess_version, request.scan_date)
