@@ -51,6 +51,7 @@ class _Section(BaseModel):
 
 
 DriverJit = Literal["quick", "full"]
+DriverGc = Literal["parallel", "g1"]
 QueryCodegen = Literal["interpreted", "compiled"]
 
 
@@ -77,6 +78,13 @@ class SparkConfig(_Section):
     every Python worker wants the same cores. ``full``: HotSpot's default tiers, for a driver that runs
     for hours over heavy JVM-side work; the JDBC server (``deepsift sql-server``) uses it unless this key
     is set."""
+    driver_gc: DriverGc = "parallel"
+    """The driver JVM's garbage collector. ``parallel``: HotSpot's throughput collector
+    (``-XX:+UseParallelGC``), whose cheap write barriers cost the client compiler's code and the
+    interpreter less than G1's: a one-clip scan's JVM spent 9% less CPU (docs/benchmarks.md); its pauses
+    stop the driver for a moment, which a batch command does not notice. ``g1``: G1 (``-XX:+UseG1GC``,
+    HotSpot's default on most servers), short pauses for an interactive driver; the JDBC server uses it
+    unless this key is set."""
     query_codegen: QueryCodegen = "interpreted"
     """How Spark evaluates a query's expressions. ``interpreted``: directly, with no Java generated and
     compiled for the query (Spark's ``spark.sql.codegen.factoryMode=NO_CODEGEN``, which also turns

@@ -64,7 +64,8 @@ def test_a_run_appended_twice_from_the_same_table_version_is_written_once(spark,
 
 def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
     """Two separate Python processes share the catalog through the Derby metastore under ``home``; the
-    reading one's JVM runs with the default compiler option (``spark.driver_jit: quick``)."""
+    reading one's JVM runs with the default compiler and collector options (``spark.driver_jit: quick``,
+    ``spark.driver_gc: parallel``)."""
     script = textwrap.dedent(
         """
         import sys
@@ -84,6 +85,8 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
             hotspot = jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
             diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(hotspot)
             print("CODE_CACHE_MB", int(diagnostics.getVMOption("ReservedCodeCacheSize").getValue()) >> 20)
+            collectors = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+            print("COLLECTORS", sorted(collector.getName() for collector in collectors))
         """
     )
     # Embedded Derby admits one JVM at a time, and this test session's own Spark holds another home.
@@ -95,6 +98,7 @@ def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
     assert "COUNT 3" in result.stdout
     assert "QUICK_JIT True" in result.stdout  # the default, spark.driver_jit: quick, reached that JVM
     assert "CODE_CACHE_MB 240" in result.stdout  # not the client compiler's 48 MB, which a long command fills
+    assert "COLLECTORS ['PS MarkSweep', 'PS Scavenge']" in result.stdout  # spark.driver_gc: parallel, the default
 
 
 def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):

@@ -20,7 +20,7 @@ import pytest
 
 from deepsift.lake.metastore import OWNER_LOCK, lock_holder
 from deepsift.lake.readonly import READ_ONLY_CONF
-from deepsift.lake.session import INTERPRETED_QUERIES, QUICK_JIT_OPTION
+from deepsift.lake.session import DRIVER_GC_OPTIONS, INTERPRETED_QUERIES, QUICK_JIT_OPTION
 from tests.integration.conftest import command_env
 from tests.ports import free_port, listening_addresses
 from tests.servers import deepsift_server
@@ -115,9 +115,11 @@ def test_jdbc_answers_like_spark_sql_and_refuses_writes(server, server_env):
     metastore = Path(server_env["DEEPSIFT_HOME"]) / "metastore"
     jvm = lock_holder(metastore / "metastore_db" / "dbex.lck")
     assert jvm is not None, "no JVM holds the server's metastore"
-    # a JVM that lives for hours compiles with every JIT tier, and compiles its queries (neither key is set here)
+    # a JVM that lives for hours compiles with every JIT tier, collects with G1 and compiles its queries
+    # (none of the three keys is set here)
     arguments = Path(f"/proc/{jvm.pid}/cmdline").read_bytes().decode().split("\0")
     assert QUICK_JIT_OPTION not in arguments
+    assert DRIVER_GC_OPTIONS["g1"] in arguments and DRIVER_GC_OPTIONS["parallel"] not in arguments
     assert "spark.sql.session.timeZone=UTC" in arguments  # deepsift's Spark conf is on the command line
     assert [f"{key}={value}" for key, value in INTERPRETED_QUERIES.items() if f"{key}={value}" in arguments] == []
 

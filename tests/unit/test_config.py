@@ -78,6 +78,21 @@ def test_the_driver_jvm_compiles_quickly_unless_told_otherwise(tmp_path):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "fast"})
 
 
+def test_the_driver_jvm_collects_with_the_parallel_collector_unless_g1_is_asked_for(tmp_path):
+    from deepsift.lake.session import DRIVER_GC_OPTIONS, spark_conf
+
+    def driver_options(**overrides: str) -> list[str]:
+        config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
+        return spark_conf(config)["spark.driver.extraJavaOptions"].split()
+
+    assert DRIVER_GC_OPTIONS == {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
+    collectors = set(DRIVER_GC_OPTIONS.values())
+    assert collectors & set(driver_options()) == {"-XX:+UseParallelGC"}
+    assert collectors & set(driver_options(**{"spark.driver_gc": "g1"})) == {"-XX:+UseG1GC"}
+    with pytest.raises(ConfigError, match=r"spark\.driver_gc.*'parallel' or 'g1'"):
+        load_config(environ={"DEEPSIFT_SPARK__DRIVER_GC": "zgc"})
+
+
 def test_queries_are_interpreted_unless_compiled_is_asked_for(tmp_path):
     from deepsift.lake.session import INTERPRETED_QUERIES, spark_conf
 

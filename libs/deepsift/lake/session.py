@@ -46,6 +46,9 @@ QUICK_JIT_CODE_CACHE = "-XX:ReservedCodeCacheSize=240m"
 command fills (``deepsift demo`` did, in 153 s); the JVM then stops compiling, runs the rest interpreted
 and says so on the console. 240 MB is the size HotSpot's full tiers reserve; it is address space, used
 only as code is compiled."""
+DRIVER_GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
+"""The driver JVM's option for each ``spark.driver_gc``: named either way, since HotSpot picks a collector
+by the machine's size when none is."""
 INTERPRETED_QUERIES = {"spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 """The Spark conf of ``spark.query_codegen: interpreted``: no Java is generated and compiled per query.
 Spark marks it internal (its own tests run every query both ways); it is the one switch that covers
@@ -108,6 +111,7 @@ def spark_conf(config: Config) -> dict[str, str]:
         java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
     if config.spark.driver_jit == "quick":
         java_options.extend((QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE))
+    java_options.append(DRIVER_GC_OPTIONS[config.spark.driver_gc])
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.

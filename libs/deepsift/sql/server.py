@@ -61,19 +61,19 @@ def server_command(config: Config, port: int) -> list[str]:
 
 
 def long_lived(config: Config) -> Config:
-    """``config`` for a driver that lives for hours over analysts' queries: ``spark.driver_jit: full`` and
-    ``spark.query_codegen: compiled``, each unless its key was set.
+    """``config`` for a driver that lives for hours over analysts' queries: ``spark.driver_jit: full``,
+    ``spark.driver_gc: g1`` and ``spark.query_codegen: compiled``, each unless its key was set.
 
     >>> from deepsift.config import load_config
     >>> served = long_lived(load_config(environ={})).spark
-    >>> served.driver_jit, served.query_codegen
-    ('full', 'compiled')
+    >>> served.driver_jit, served.driver_gc, served.query_codegen
+    ('full', 'g1', 'compiled')
     >>> served = long_lived(load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "quick"})).spark
-    >>> served.driver_jit, served.query_codegen
-    ('quick', 'compiled')
+    >>> served.driver_jit, served.driver_gc, served.query_codegen
+    ('quick', 'g1', 'compiled')
     """
     chosen = config.spark.model_fields_set if "spark" in config.model_fields_set else set()
-    defaults = {"driver_jit": "full", "query_codegen": "compiled"}
+    defaults = {"driver_jit": "full", "driver_gc": "g1", "query_codegen": "compiled"}
     update = {key: value for key, value in defaults.items() if key not in chosen}
     return config.model_copy(update={"spark": config.spark.model_copy(update=update)})
 
