@@ -7,11 +7,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -322,6 +322,19 @@ def _session(config: Config) -> SparkSession:
         return build_spark_session(config)
 
 
+Prepared = TypeVar("Prepared")
+
+
+def _session_beside(config: Config, prepare: Callable[[], Prepared]) -> tuple[SparkSession, Prepared]:
+    """Start Spark while ``prepare`` runs on a thread: the command's driver work that needs no JVM (loading
+    MLflow, opening its store, resolving a model), on the core that the JVM's start leaves idle. An error
+    of Spark's start is raised rather than one of ``prepare``."""
+    with ThreadPoolExecutor(max_workers=1) as background:
+        prepared = background.submit(prepare)
+        spark = _session(config)
+        return spark, prepared.result()
+
+
 def _ingest(args: argparse.Namespace, config: Config) -> int:
     spark = _session(config)
     _run_ingest(spark, config, args.paths, args.date)
@@ -461,11 +474,7 @@ def _models_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def _scan(args: argparse.Namespace, config: Config) -> int:
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # The scan's modules (MLflow's among them) load and the model resolves while the JVM starts.
-        prepared = background.submit(_prepare_scan, args, config)
-        spark = _session(config)
-        request, model = prepared.result()
+    spark, (request, model) = _session_beside(config, lambda: _prepare_scan(args, config))
     from deepsift.stages.scan import run_scan
 
     with show_steps("scan"):
@@ -500,7 +509,7 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     settings = ReportSettings(**{name: value for name, value in limits.items() if value is not None})
     report_date = args.date or _today()
     out = report_path(config, report_date, args.out)
-    spark = _session(config)
+    spark, _ = _session_beside(config, lambda: _registry(config))  # MLflow keeps its store open for the report's reads
     with show_steps("report"):
         outcome = generate_daily_report(spark, config, report_date, out, settings)
     data = outcome.data

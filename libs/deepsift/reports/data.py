@@ -39,7 +39,6 @@ from deepsift.lake.tables import (
 )
 from deepsift.media.sources import is_local, local_path
 from deepsift.registry.errors import RegistryError
-from deepsift.registry.mlflow_models import DetectorRegistry
 from deepsift.sql.views import VIDEO_CREDENTIALS, latest_verdict_rank
 from deepsift.verdicts.labels import Verdict
 
@@ -294,6 +293,9 @@ def _latest_verdicts(spark: SparkSession, schema: str, first: date, last: date) 
 
 
 def _models(config: Config, runs: tuple[ScanRun, ...]) -> tuple[ModelInForce, ...]:
+    # MLflow loads here, not with this module: `deepsift report` loads it and opens the store while its JVM starts.
+    from deepsift.registry.mlflow_models import DetectorRegistry
+
     models = []
     for name, version, uri in sorted({(run.model_name, run.model_version, run.model_uri) for run in runs}):
         registry = DetectorRegistry(config.mlflow.model_copy(update={"registered_model": name}), config.home)
