@@ -78,8 +78,11 @@ def test_the_driver_jvm_compiles_quickly_unless_told_otherwise(tmp_path):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "fast"})
 
 
-def test_the_driver_jvm_collects_with_the_parallel_collector_unless_g1_is_asked_for(tmp_path):
-    from deepsift.lake.session import DRIVER_GC_OPTIONS, spark_conf
+def test_the_driver_jvm_collects_with_the_parallel_collector_unless_g1_is_asked_for(tmp_path, monkeypatch):
+    from deepsift.lake.session import DRIVER_GC_OPTIONS, JVM_OPTION_VARIABLES, spark_conf
+
+    for variable in JVM_OPTION_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
 
     def driver_options(**overrides: str) -> list[str]:
         config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
@@ -91,6 +94,9 @@ def test_the_driver_jvm_collects_with_the_parallel_collector_unless_g1_is_asked_
     assert collectors & set(driver_options(**{"spark.driver_gc": "g1"})) == {"-XX:+UseG1GC"}
     with pytest.raises(ConfigError, match=r"spark\.driver_gc.*'parallel' or 'g1'"):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_GC": "zgc"})
+    # a collector in the environment's JVM options wins: HotSpot would refuse to start with two
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xss2m -XX:+UseSerialGC")
+    assert collectors & set(driver_options()) == set()
 
 
 def test_queries_are_interpreted_unless_compiled_is_asked_for(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,10 @@ only as code is compiled."""
 DRIVER_GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
 """The driver JVM's option for each ``spark.driver_gc``: named either way, since HotSpot picks a collector
 by the machine's size when none is."""
+JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")
+"""Environment variables every JVM adds options from: a collector named there wins, since HotSpot refuses
+to start with two ("Multiple garbage collectors selected")."""
+_COLLECTOR_OPTION = re.compile(r"-XX:\+Use\w+GC\b")
 INTERPRETED_QUERIES = {"spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 """The Spark conf of ``spark.query_codegen: interpreted``: no Java is generated and compiled per query.
 Spark marks it internal (its own tests run every query both ways); it is the one switch that covers
@@ -101,8 +106,8 @@ def ensure_spark_jars(config: Config) -> list[Path]:
 def spark_conf(config: Config) -> dict[str, str]:
     """Every Spark setting deepsift relies on, for a session here or for spark-submit elsewhere.
 
-    Computed from ``config`` and known paths only: it downloads and builds nothing (the jars it names
-    exist once :func:`ensure_spark_jars` ran).
+    Computed from ``config``, known paths and the JVM's option variables (:data:`JVM_OPTION_VARIABLES`)
+    only: it downloads and builds nothing (the jars it names exist once :func:`ensure_spark_jars` ran).
     """
     jars = spark_jars(config)
     metastore = config.metastore_dir
@@ -111,7 +116,8 @@ def spark_conf(config: Config) -> dict[str, str]:
         java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}")
     if config.spark.driver_jit == "quick":
         java_options.extend((QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE))
-    java_options.append(DRIVER_GC_OPTIONS[config.spark.driver_gc])
+    if not any(_COLLECTOR_OPTION.search(os.environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES):
+        java_options.append(DRIVER_GC_OPTIONS[config.spark.driver_gc])
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
