@@ -492,11 +492,11 @@ def _prepare_scan(args: argparse.Namespace, config: Config) -> tuple[ScanRequest
 
 
 def _rescore(args: argparse.Namespace, config: Config) -> int:
+    spark, info = _session_beside(config, lambda: _registry(config).resolve(args.model_version))
     from deepsift.stages.scan import rescore
 
-    spark = _session(config)
     with show_steps("rescore"):
-        outcome = rescore(spark, config, args.model_version, args.date or _today(), args.since)
+        outcome = rescore(spark, config, args.model_version, args.date or _today(), args.since, info)
     _print_scan(spark, config, outcome)
     return 0
 

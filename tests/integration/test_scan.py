@@ -141,7 +141,8 @@ def test_rescore_adds_the_second_version_and_leaves_the_first(spark, config, fir
     extracted_before = spark.table(f"{schema}.extractions").count()
 
     second = _register(config, seed=2)
-    outcome = rescore(spark, config, str(second.version), date(2026, 11, 21))
+    resolved = DetectorRegistry(config.mlflow, config.home).resolve(str(second.version))  # as `deepsift rescore` does
+    outcome = rescore(spark, config, str(second.version), date(2026, 11, 21), info=resolved)
     assert outcome.model.version == second.version
     assert spark.table(f"{schema}.extractions").count() == extracted_before  # nothing decoded again
     second_rows = spark.table(f"{schema}.verdicts").where(F.col("model_version") == second.version)

@@ -173,10 +173,17 @@ def run_scan(
 
 
 def rescore(
-    spark: SparkSession, config: Config, model: str, scan_date: date, since: date | None = None
+    spark: SparkSession,
+    config: Config,
+    model: str,
+    scan_date: date,
+    since: date | None = None,
+    info: ModelVersionInfo | None = None,
 ) -> ScanOutcome:
     """Score cached crops with another model version, without decoding; verdicts for that version.
 
+    ``info`` is the version ``model`` names, when the caller resolved it already (the command line does,
+    while the JVM starts).
     Only videos already extracted under the version's contract are scored (ingested on or after
     ``since`` when given). A version whose contract needs crops that were never extracted raises
     :class:`ContractMismatchError` naming the settings, rather than silently decoding everything.
@@ -185,7 +192,7 @@ def rescore(
     """
     seconds: dict[str, float] = {}
     started_at = datetime.now(UTC)
-    info = DetectorRegistry(config.mlflow, config.home).resolve(model)
+    info = info or DetectorRegistry(config.mlflow, config.home).resolve(model)
     refuse_contract_conflicts(config, info.contract, info.model_uri)
     model_config = config_for_contract(config, info.contract)
     version, _ = planned_preprocess_version(model_config)
