@@ -182,13 +182,14 @@ def rescore(
 ) -> ScanOutcome:
     """Score cached crops with another model version, without decoding; verdicts for that version.
 
-    ``info`` is the version ``model`` names, when the caller resolved it already (the command line does,
-    while the JVM starts).
     Only videos already extracted under the version's contract are scored (ingested on or after
     ``since`` when given). A version whose contract needs crops that were never extracted raises
     :class:`ContractMismatchError` naming the settings, rather than silently decoding everything.
     Nothing is queued for moderators, even for the serving version: a rescore replays past scans to
     compare versions, and queueing its flags would flood the queue with videos already judged.
+
+    ``info`` is the version ``model`` names, when the caller resolved it already (the command line does,
+    while the JVM starts).
     """
     seconds: dict[str, float] = {}
     started_at = datetime.now(UTC)
