@@ -1,14 +1,17 @@
 """`deepsift` commands as a shell, cron or Airflow runs them: child processes over a home of their own.
 
 Commands run back to back, started at the same moment, interrupted with Ctrl-C (SIGINT to the
-command's process group, as a terminal sends it); what each prints is checked too: no routine Spark
-or Hive log lines, each deepsift warning once, a progress bar that ends complete, and Spark's own log
-with ``--verbose``. Every home gets the session's cached jars and one MLflow store with a tiny
-untrained ``@champion`` (verdicts are not the point here). Each JVM start costs 15 to 60 s on two
-cores, so the clips are small and the back-to-back rounds two: every command then follows the one
-before it in the cycle twice (report then ingest once), each time on a home the previous command left,
-and a second round finds its work done already. Each test runs in whichever worker is free
-(``SPREAD_ACROSS_WORKERS``), since the back-to-back rounds alone take three minutes or more.
+command's process group, as a terminal sends it). The back-to-back cycle also checks what each command
+prints (no routine Spark, PySpark or log4j line, no deepsift warning for these clean clips, a progress
+bar that ends complete, Spark's own log with ``--verbose``) and the driver JVM's class-data archive
+(written by the first command, mapped by the next, ignored silently once damaged): each JVM start
+costs 15 to 60 s on two cores, so one cycle of commands carries every check that needs a command run
+on a fresh home. Every home gets the session's cached jars and one MLflow store with a tiny untrained
+``@champion`` (verdicts are not the point here). The clips are small and the back-to-back rounds two:
+every command then follows the one before it in the cycle twice (report then ingest once), each time
+on a home the previous command left, and a second round finds its work done already. Each test runs
+in whichever worker is free (``SPREAD_ACROSS_WORKERS``), since the back-to-back rounds alone take
+three minutes or more.
 """
 
 from __future__ import annotations
@@ -102,51 +105,81 @@ def _table(env: dict[str, str], name: str) -> list[dict]:
     return DeltaTable(str(Path(env["DEEPSIFT_HOME"]) / "warehouse" / "deepsift.db" / name)).to_pyarrow_table().to_pylist()
 
 
-def test_commands_run_back_to_back_find_the_metastore_free(env_for, media_dir):
-    env = env_for()
-    clip = str(media_dir / "faces" / CLIPS[0])
+def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_user_can_act_on(
+    env_for, media_dir, tmp_path
+):
+    """The cycle twice on a fresh home, with a user cache of its own for the driver JVM's class-data
+    archive (``deepsift.lake.class_archive``). Every command finds the metastore free and leaves it free,
+    and prints no routine Spark, PySpark or log4j line, no deepsift warning (nothing in these clips needs
+    a user's attention) and a progress bar that ends complete. The first command writes the archive and
+    the second starts from it; in the second round ``--verbose`` brings Spark's own log back, and the
+    last command starts, silently, without the archive, which has been damaged."""
+    cache = tmp_path / "user-cache"
+    env = env_for() | {"XDG_CACHE_HOME": str(cache)}
+    clips = [str(media_dir / "faces" / clip) for clip in CLIPS]
+    loading = tmp_path / "class-load.log"
     commands = (
-        ("ingest", clip),
+        ("ingest", *clips),
         ("extract",),
         ("scan", "--date", SCAN_DATE.isoformat()),
         ("sql", "SELECT count(*) AS n FROM verdicts", "--format", "json"),
         ("report", "--date", SCAN_DATE.isoformat()),
     )
     seconds: dict[str, list[float]] = {}
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
         for command in commands:
+            verbose = round_ == 1 and command[0] == "sql"
+            extra_env = {}
+            if round_ == 0 and command[0] == "extract":  # _JAVA_OPTIONS come after the command's own options
+                extra_env = {"_JAVA_OPTIONS": f"-Xlog:class+load=info:file={loading}"}
+            if round_ == 1 and command[0] == "report":
+                _damage_the_archive(cache)
             started = time.monotonic()
-            done = _deepsift(env, *command)
+            done = _deepsift(env | extra_env, *(("--verbose",) if verbose else ()), *command)
             seconds.setdefault(command[0], []).append(round(time.monotonic() - started, 1))
             assert done.returncode == 0, f"{command} failed:\n{done.stderr[-4000:]}"
             assert WAITED not in done.stderr, f"{command} had to wait for the previous command's JVM"
             # it returned only once its JVM had exited: nobody holds either lock
             assert [lock_holder(lock) for lock in _locks(env)] == [None, None], command
+            if verbose:
+                assert "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties" in done.stderr
+                assert 'Setting default log level to "WARN".' in done.stderr
+            else:
+                _assert_quiet(command[0], done.stderr)
             if command[0] == "sql":
-                assert json.loads(done.stdout) == [{"n": 1}]
+                assert json.loads(done.stdout) == [{"n": len(clips)}]
+            if round_ == 0 and command[0] == "ingest":
+                [archive] = (cache / "deepsift" / "jvm").iterdir()  # published under its final name, none pending
+                assert archive.suffix == ".jsa"
+                assert archive.stat().st_size > 10_000_000, "the archive holds far fewer classes than a session loads"
+            if round_ == 0 and command[0] == "extract":
+                assert "org.apache.spark.SparkContext source: shared objects file (top)" in loading.read_text()
+                assert {row["face_detector"].split(":")[0] for row in _table(env, "extractions")} == {"yunet"}
+    assert "cds" not in done.stderr.lower() and "archive" not in done.stderr.lower(), done.stderr
     print(f"seconds per command over {ROUNDS} rounds: {seconds}")
 
 
-def test_the_console_says_what_a_user_can_act_on_once_and_verbose_brings_spark_back(env_for, media_dir):
-    env = env_for()
-    scan = _deepsift(env, "scan", *(str(media_dir / "faces" / clip) for clip in CLIPS), "--date", SCAN_DATE.isoformat())
-    assert scan.returncode == 0, scan.stderr[-4000:]
-    assert SPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr
-    assert PYSPARK_LOG_LINE.findall(scan.stderr) == [], scan.stderr  # a fresh home: views and tables created
+def _assert_quiet(command: str, stderr: str) -> None:
+    """What a command prints on standard error without ``--verbose``: no log lines, no warning, a bar
+    that ends complete."""
+    assert SPARK_LOG_LINE.findall(stderr) == [], stderr
+    assert PYSPARK_LOG_LINE.findall(stderr) == [], stderr  # the first command creates the tables and views
     for notice in ("Using Spark's default log4j profile", "Setting default log level"):
-        assert notice not in scan.stderr
-    warnings = DEEPSIFT_WARNING.findall(scan.stderr)
-    assert all(scan.stderr.count(text) == 1 for _, text in warnings), scan.stderr  # nor again from a worker
-    assert {row["face_detector"].split(":")[0] for row in _table(env, "extractions")} == {"yunet"}
-    assert warnings == [], scan.stderr  # nothing in these clips needs a user's attention
-    bars = [line.split() for line in scan.stderr.splitlines() if line.startswith("scan ")]
-    assert [bar[2:5] for bar in bars] == [["6/6", "steps", "done"]]  # ingest .. record, ending complete
+        assert notice not in stderr
+    assert DEEPSIFT_WARNING.findall(stderr) == [], stderr  # nothing in these clips needs a user's attention
+    bars = [line.split() for line in stderr.splitlines() if line.startswith(f"{command} ")]
+    if command != "sql":  # a query prints its result, not steps
+        [bar] = bars
+        done, planned = bar[2].split("/")
+        assert (done, bar[3:5]) == (planned, ["steps", "done"]), bar
 
-    verbose = _deepsift(env, "--verbose", "sql", "SELECT count(*) AS n FROM videos", "--format", "json")
-    assert verbose.returncode == 0, verbose.stderr[-4000:]
-    assert json.loads(verbose.stdout) == [{"n": 2}]
-    assert "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties" in verbose.stderr
-    assert 'Setting default log level to "WARN".' in verbose.stderr
+
+def _damage_the_archive(cache: Path) -> None:
+    """Replace the cache's one archive by bytes no JVM can map: the next JVM must start without it and say
+    nothing."""
+    [archive] = (cache / "deepsift" / "jvm").iterdir()
+    archive.unlink()
+    archive.write_bytes(b"not an archive" * 1000)
 
 
 def test_a_scan_of_a_version_that_does_not_exist_says_so_and_holds_nothing_after(env_for):
@@ -183,31 +216,6 @@ def test_commands_started_together_take_turns_or_name_the_holder(env_for):
     [(pid, err)] = waited.items()  # exactly one waited, for the other, and said so
     [other] = set(outcomes) - {pid}
     assert f"{WAITED} pid {other}: {sys.executable} -m deepsift.cli sql SELECT 1 AS one" in err
-
-
-def test_the_first_command_writes_the_class_archive_and_the_next_one_starts_from_it(env_for, tmp_path):
-    """The driver JVM's class-data archive (``deepsift.lake.class_archive``), in a cache of this test's own."""
-    cache = tmp_path / "user-cache"
-    env = env_for() | {"XDG_CACHE_HOME": str(cache)}
-    statement = ("sql", "SELECT 1 AS one", "--format", "json")
-    first = _deepsift(env, *statement)
-    assert first.returncode == 0, first.stderr[-4000:]
-    [archive] = (cache / "deepsift" / "jvm").iterdir()  # published under its final name, nothing left pending
-    assert archive.suffix == ".jsa"
-    assert archive.stat().st_size > 10_000_000, "the archive holds far fewer classes than a session loads"
-
-    loading = tmp_path / "class-load.log"  # _JAVA_OPTIONS come after the command's own options
-    second = _deepsift(env | {"_JAVA_OPTIONS": f"-Xlog:class+load=info:file={loading}"}, *statement)
-    assert second.returncode == 0, second.stderr[-4000:]
-    assert json.loads(second.stdout) == [{"one": 1}]
-    assert "org.apache.spark.SparkContext source: shared objects file (top)" in loading.read_text()
-
-    archive.unlink()
-    archive.write_bytes(b"not an archive" * 1000)  # damaged: the JVM starts without it, and says nothing
-    third = _deepsift(env, *statement)
-    assert third.returncode == 0, third.stderr[-4000:]
-    assert json.loads(third.stdout) == [{"one": 1}]
-    assert "cds" not in third.stderr.lower() and "archive" not in third.stderr.lower(), third.stderr
 
 
 def test_ctrl_c_leaves_no_jvm_no_lock_and_a_metastore_that_works(env_for, media_dir):
