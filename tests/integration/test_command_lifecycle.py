@@ -121,7 +121,7 @@ def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_u
     commands = (
         ("ingest", *clips),
         ("extract",),
-        ("scan", "--date", SCAN_DATE.isoformat()),
+        ("scan", *clips, "--date", SCAN_DATE.isoformat()),  # every step; ingest and extraction find theirs done
         ("sql", "SELECT count(*) AS n FROM verdicts", "--format", "json"),
         ("report", "--date", SCAN_DATE.isoformat()),
     )
@@ -168,7 +168,9 @@ def _assert_quiet(command: str, stderr: str) -> None:
         assert notice not in stderr
     assert DEEPSIFT_WARNING.findall(stderr) == [], stderr  # nothing in these clips needs a user's attention
     bars = [line.split() for line in stderr.splitlines() if line.startswith(f"{command} ")]
-    if command != "sql":  # a query prints its result, not steps
+    if command == "scan":
+        assert [bar[2:5] for bar in bars] == [["6/6", "steps", "done"]]  # ingest .. record, ending complete
+    elif command != "sql":  # a query prints its result, not steps
         [bar] = bars
         done, planned = bar[2].split("/")
         assert (done, bar[3:5]) == (planned, ["steps", "done"]), bar
