@@ -155,7 +155,8 @@ def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_u
             if round_ == 0 and command[0] == "extract":
                 assert "org.apache.spark.SparkContext source: shared objects file (top)" in loading.read_text()
                 assert {row["face_detector"].split(":")[0] for row in _table(env, "extractions")} == {"yunet"}
-    assert "cds" not in done.stderr.lower() and "archive" not in done.stderr.lower(), done.stderr
+            if round_ == 1 and command[0] == "report":  # it started without the damaged archive, saying nothing
+                assert "cds" not in done.stderr.lower() and "archive" not in done.stderr.lower(), done.stderr
     print(f"seconds per command over {ROUNDS} rounds: {seconds}")
 
 
