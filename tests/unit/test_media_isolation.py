@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from types import FrameType
 import pytest
 
 from deepsift.config import DecodeLimits, SamplingConfig
-from deepsift.media.isolation import IsolatedWorker, WorkerStartError
+from deepsift.media.isolation import IsolatedWorker, WorkerStartError, threads_that_fit
 from deepsift.media.sampling import SampleResult
 from deepsift.reasons import MediaError, Reason
 
@@ -175,10 +176,20 @@ def test_sample_frames_runs_in_the_worker(worker: IsolatedWorker, media_dir: Pat
     assert [frame.image.shape for frame in result.frames] == [(360, 640, 3)] * 8
 
 
-def test_decoder_threads_that_do_not_fit_the_memory_limit_fall_back_to_one(
+def test_decoder_threads_beyond_the_memory_limit_are_capped_to_what_fits(
     worker: IsolatedWorker, media_dir: Path
 ) -> None:
-    """64 decoder threads reserve more address space (stacks) than the 256 MB budget allows."""
+    """64 decoder threads would reserve 512 MB of stacks (at 8 MB each), twice the 256 MB budget: the
+    worker asks FFmpeg for no more threads than half its remaining budget holds, so FFmpeg never starts
+    a pool the limit cuts short, and the video decodes."""
+    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    stack = 8 << 20 if stack == resource.RLIM_INFINITY or stack <= 0 else stack  # the worker inherits it
+    half_the_budget = min(64, (LIMITS.memory_mb << 20) // 2 // stack)
+    fitting = worker.call("deepsift.media.isolation:threads_that_fit", 64)
+    assert half_the_budget - 2 <= fitting <= half_the_budget  # the worker maps a few MB of the budget itself
+    assert worker.call("deepsift.media.isolation:threads_that_fit", 1) == 1
+    assert threads_that_fit(64) == 64  # this process has no address-space limit
+
     path = media_dir / "edge" / "h264_aac_640x360_25fps_3s.mp4"
     result = worker.call(
         "deepsift.media.sampling:sample_frames", path, SamplingConfig(frames_per_video=4), LIMITS, decoder_threads=64

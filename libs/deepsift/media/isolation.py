@@ -323,6 +323,35 @@ def _set_address_space_limit(memory_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
 
 
+def threads_that_fit(threads: int) -> int:
+    """How many of ``threads`` new threads to start: as many as have their stacks in half of what this
+    process may still map under its address-space limit (all of them without a limit), at least one.
+
+    A library that starts threads until the limit refuses one (FFmpeg's decoder threads) is then left
+    to clean up a half-started pool, a path that has crashed a worker; the other half of the room is
+    for what the threads allocate.
+    """
+    room = _address_space_room()
+    if room is None:
+        return threads
+    return max(1, min(threads, room // 2 // _thread_stack_bytes()))
+
+
+def _address_space_room() -> int | None:
+    """Bytes this process may still map under ``RLIMIT_AS``, or ``None`` without a limit (or where unknown)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    mapped = _mapped_bytes()
+    if soft == resource.RLIM_INFINITY or mapped is None:
+        return None
+    return max(0, soft - mapped)
+
+
+def _thread_stack_bytes() -> int:
+    """The address space a new thread's stack reserves: glibc's default is the stack limit, else 8 MiB."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    return 8 << 20 if soft == resource.RLIM_INFINITY or soft <= 0 else soft
+
+
 def _mapped_bytes() -> int | None:
     """This process's virtual memory size (Linux ``VmSize``), or ``None`` where it is not known."""
     try:

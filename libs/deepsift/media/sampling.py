@@ -49,6 +49,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from deepsift.config import DecodeLimits, SamplingConfig
+from deepsift.media.isolation import threads_that_fit
 from deepsift.media.probe import clockwise_rotation, enforce_limits, first_video_stream, open_local, stream_fps
 from deepsift.reasons import MediaError, Reason
 
@@ -65,6 +66,8 @@ _PACKET_CACHE_BYTES = 256 << 20
 """Packets of a video up to this size (and a quarter of ``memory_mb``) are kept between passes."""
 _MAX_CONSECUTIVE_ERRORS = 64
 """A forward pass gives up after this many packets in a row that the decoder rejects."""
+_FFMPEG_AUTO_THREADS_MAX = 16
+"""FFmpeg's own choice of decoder threads (``thread_count`` 0): a thread per core and one more, at most this."""
 _SAR_RANGE = (Fraction(1, 4), Fraction(4))
 """Sample aspect ratios outside this range are treated as bogus metadata and ignored."""
 _ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
@@ -400,9 +403,12 @@ def _decode(
 
 
 def _open_decoder(context: VideoCodecContext, threads: int) -> None:
-    """Open with frame and slice threads, or with one thread when no more can start within the limits."""
+    """Open with frame and slice threads, no more than fit the address-space limit, or with one thread
+    when even those cannot start."""
     context.thread_type = "AUTO"
-    context.thread_count = threads
+    wanted = threads or min((os.cpu_count() or 1) + 1, _FFMPEG_AUTO_THREADS_MAX)
+    fitting = threads_that_fit(wanted)
+    context.thread_count = threads if fitting == wanted else fitting
     try:
         context.open()
         return
