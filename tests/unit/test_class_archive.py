@@ -1,7 +1,8 @@
 """The driver JVM's class-data archive: which options a JVM gets, and when an archive is published.
 
 No JVM here: the options are checked as text, and a JVM's exit is played by writing the pending file
-(the lifecycle tests run real commands that write and map an archive).
+(the lifecycle tests run real commands that write and map an archive; the DAG tests' spark-submit
+drivers map it).
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deepsift.config import load_config
 from deepsift.lake.class_archive import ClassArchive, class_archive
+from deepsift.lake.session import check_java, driver_class_archive, spark_conf, spark_jars, submitted_driver_conf
 
 JAVA = Path("/usr/bin/true")
+QUIET = "-XX:+IgnoreUnrecognizedVMOptions -Xlog:cds*=off"
+"""The options that keep a JVM quiet about an archive it cannot use or write."""
 
 
 def _archive(folder: Path, *added_jars: Path) -> ClassArchive:
@@ -77,3 +82,24 @@ def test_while_a_live_process_writes_the_archive_other_jvms_neither_map_nor_writ
     # once that process is gone its file is stale: removed, and this JVM writes the archive instead
     assert archive.java_options()[-1] == f"-XX:ArchiveClassesAtExit={archive.pending}"
     assert not being_written.exists()
+
+
+def test_a_driver_that_spark_submit_starts_maps_the_archive_a_command_wrote_and_never_writes_one(tmp_path, monkeypatch):
+    """A DAG's job: its Python ends inside its JVM's lifetime, so nothing of ours could publish an archive
+    that JVM wrote; the archive a ``deepsift`` command's JVM wrote on the same machine is mapped."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    config = load_config(environ={}, overrides={"home": str(tmp_path / "home")})
+    for jar in spark_jars(config):  # the names and sizes of the jars count, not their content
+        jar.parent.mkdir(parents=True, exist_ok=True)
+        jar.write_bytes(b"jar")
+    plain = spark_conf(config)["spark.driver.extraJavaOptions"]
+    assert submitted_driver_conf(config)["spark.driver.extraJavaOptions"] == plain  # no archive: neither maps nor writes
+    assert not (tmp_path / "user-cache").exists()
+
+    command_archive = driver_class_archive(check_java(), spark_conf(config))
+    assert command_archive.java_options()[-1] == f"-XX:ArchiveClassesAtExit={command_archive.pending}"
+    command_archive.pending.write_bytes(b"classes")  # the command's JVM exits, its process publishes
+    command_archive.publish(jvm_exited_cleanly=True)
+    submitted = submitted_driver_conf(config)
+    mapping = f"-XX:SharedArchiveFile={command_archive.path}"
+    assert submitted == spark_conf(config) | {"spark.driver.extraJavaOptions": f"{plain} {QUIET} {mapping}"}

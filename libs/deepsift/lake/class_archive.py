@@ -39,11 +39,16 @@ class ClassArchive:
         """Map the archive when it exists; else have this JVM write it, unless a running process's JVM is
         writing it already (then neither)."""
         if self.path.exists():
-            return [*QUIET_OPTIONS, f"-XX:SharedArchiveFile={self.path}"]
+            return self.mapping_options()
         if self._being_written():
             return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return [*QUIET_OPTIONS, f"-XX:ArchiveClassesAtExit={self.pending}"]
+
+    def mapping_options(self) -> list[str]:
+        """Map the archive when it exists, else nothing: for a JVM whose exit no process of ours outlives
+        to publish an archive it wrote (a driver that ``spark-submit`` starts)."""
+        return [*QUIET_OPTIONS, f"-XX:SharedArchiveFile={self.path}"] if self.path.exists() else []
 
     def _being_written(self) -> bool:
         """Whether another live process's JVM will write this archive; a dead writer's file is removed."""

@@ -150,6 +150,20 @@ def spark_conf(config: Config) -> dict[str, str]:
     return conf
 
 
+def submitted_driver_conf(config: Config) -> dict[str, str]:
+    """:func:`spark_conf` for a driver JVM that ``spark-submit`` starts on this machine (a DAG's job): it
+    maps the class-data archive a deepsift command's JVM wrote here, if there is one (``spark.class_archive``).
+
+    It never writes one: the job's Python ends inside that JVM's lifetime, so nothing would be left to
+    publish what the JVM wrote as it exited.
+    """
+    conf = spark_conf(config)
+    if config.spark.class_archive:
+        options = driver_class_archive(check_java(), conf).mapping_options()
+        conf["spark.driver.extraJavaOptions"] = " ".join([conf["spark.driver.extraJavaOptions"], *options])
+    return conf
+
+
 def build_spark_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession for ``config``, with the deepsift schema present.
 
@@ -165,7 +179,7 @@ def build_spark_session(config: Config) -> SparkSession:
     # Under spark-submit the JVM runs already, with the options spark-submit gave it.
     starts_a_jvm = SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ  # noqa: SLF001
     if starts_a_jvm and config.spark.class_archive:
-        _archive = _driver_class_archive(java, conf)
+        _archive = driver_class_archive(java, conf)
         options = [conf["spark.driver.extraJavaOptions"], *_archive.java_options()]
         conf["spark.driver.extraJavaOptions"] = " ".join(options)
     # Python workers must run this interpreter (the one deepsift is installed in); PySpark reads the
@@ -190,7 +204,7 @@ def build_spark_session(config: Config) -> SparkSession:
     return spark
 
 
-def _driver_class_archive(java: Path, conf: dict[str, str]) -> ClassArchive:
+def driver_class_archive(java: Path, conf: dict[str, str]) -> ClassArchive:
     """The class-data archive for a driver JVM run by ``java`` with PySpark's jars and ``spark.jars``."""
     import pyspark
 

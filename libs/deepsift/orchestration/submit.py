@@ -2,8 +2,8 @@
 
 Everything is computed when the task runs, never when the DAG is parsed: the deepsift configuration
 is loaded in the Airflow worker (``DEEPSIFT_*`` variables, ``DEEPSIFT_CONFIG``) and
-:func:`deepsift.lake.session.spark_conf` turns it into the ``--conf`` settings (Delta jars, catalog,
-warehouse, driver memory), after :func:`deepsift.lake.session.ensure_spark_jars` made the jars exist
+:func:`deepsift.lake.session.submitted_driver_conf` turns it into the ``--conf`` settings (Delta jars,
+catalog, warehouse, driver memory, the class-data archive a command's JVM wrote here), after :func:`deepsift.lake.session.ensure_spark_jars` made the jars exist
 here, where spark-submit starts the driver. The master comes from the Airflow connection; the job receives it as
 ``DEEPSIFT_SPARK__MASTER``, with ``DEEPSIFT_HOME`` made absolute, so that the job's own session and
 the conf agree on where Spark runs and where the lakehouse lives. A standalone or Kubernetes master
@@ -66,7 +66,7 @@ def build_submission(
 ) -> SparkSubmission:
     """The submission of ``jobs/<job>.py`` with ``args`` on ``master``, configured from ``environ``."""
     from deepsift.config import ConfigError, load_config
-    from deepsift.lake.session import ensure_spark_jars, spark_conf
+    from deepsift.lake.session import ensure_spark_jars, submitted_driver_conf
 
     application = jobs_dir / f"{job}.py"
     if not application.is_file():
@@ -82,7 +82,7 @@ def build_submission(
     return SparkSubmission(
         application=str(application),
         application_args=_checked(args),
-        conf=spark_conf(config),
+        conf=submitted_driver_conf(config),
         env_vars={"DEEPSIFT_SPARK__MASTER": master, "DEEPSIFT_HOME": str(config.home.resolve())},
     )
 
