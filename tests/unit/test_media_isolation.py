@@ -176,25 +176,32 @@ def test_sample_frames_runs_in_the_worker(worker: IsolatedWorker, media_dir: Pat
     assert [frame.image.shape for frame in result.frames] == [(360, 640, 3)] * 8
 
 
+@pytest.mark.parametrize(
+    "clip", ["edge/h264_aac_640x360_25fps_3s.mp4", "edge/hevc_720p_30fps_2s.mp4", "edge/portrait_1080x1920.mp4"]
+)
 def test_decoder_threads_beyond_the_memory_limit_are_capped_to_what_fits(
-    worker: IsolatedWorker, media_dir: Path
+    worker: IsolatedWorker, media_dir: Path, clip: str
 ) -> None:
-    """64 decoder threads would reserve 512 MB of stacks (at 8 MB each), twice the 256 MB budget: the
-    worker asks FFmpeg for no more threads than half its remaining budget holds, so FFmpeg never starts
-    a pool the limit cuts short, and the video decodes."""
+    """64 decoder threads would reserve 512 MB of stacks (at 8 MB each) and a frame buffer or more each,
+    twice the 256 MB budget and more: the worker asks FFmpeg for no more than half its remaining budget
+    holds, so no thread pool is cut short at its start or runs out of memory decoding, every time."""
+    path = media_dir / clip
+    for _ in range(3):
+        result = worker.call(
+            "deepsift.media.sampling:sample_frames", path, SamplingConfig(frames_per_video=4), LIMITS, decoder_threads=64
+        )
+        assert len(result.frames) == 4
+
+
+def test_threads_fit_half_of_what_the_worker_may_still_map(worker: IsolatedWorker) -> None:
     stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
     stack = 8 << 20 if stack == resource.RLIM_INFINITY or stack <= 0 else stack  # the worker inherits it
-    half_the_budget = min(64, (LIMITS.memory_mb << 20) // 2 // stack)
-    fitting = worker.call("deepsift.media.isolation:threads_that_fit", 64)
+    per_thread = stack + (4 << 20)
+    half_the_budget = (LIMITS.memory_mb << 20) // 2 // per_thread
+    fitting = worker.call("deepsift.media.isolation:threads_that_fit", 64, 4 << 20)
     assert half_the_budget - 2 <= fitting <= half_the_budget  # the worker maps a few MB of the budget itself
-    assert worker.call("deepsift.media.isolation:threads_that_fit", 1) == 1
-    assert threads_that_fit(64) == 64  # this process has no address-space limit
-
-    path = media_dir / "edge" / "h264_aac_640x360_25fps_3s.mp4"
-    result = worker.call(
-        "deepsift.media.sampling:sample_frames", path, SamplingConfig(frames_per_video=4), LIMITS, decoder_threads=64
-    )
-    assert len(result.frames) == 4
+    assert worker.call("deepsift.media.isolation:threads_that_fit", 64, 1 << 30) == 1  # at least one
+    assert threads_that_fit(64, 1 << 30) == 64  # this process has no address-space limit
 
 
 def test_worker_dies_with_its_parent(tmp_path: Path) -> None:

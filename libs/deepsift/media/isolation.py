@@ -323,18 +323,19 @@ def _set_address_space_limit(memory_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
 
 
-def threads_that_fit(threads: int) -> int:
-    """How many of ``threads`` new threads to start: as many as have their stacks in half of what this
-    process may still map under its address-space limit (all of them without a limit), at least one.
+def threads_that_fit(threads: int, working_bytes: int) -> int:
+    """How many of ``threads`` new threads to start, each reserving its stack and using ``working_bytes``:
+    as many as fit in half of what this process may still map under its address-space limit (all of
+    them without a limit), at least one.
 
-    A library that starts threads until the limit refuses one (FFmpeg's decoder threads) is then left
-    to clean up a half-started pool, a path that has crashed a worker; the other half of the room is
-    for what the threads allocate.
+    A library that starts threads until the limit refuses one, or whose threads then run out of memory
+    (FFmpeg's decoder threads, a frame buffer each), fails halfway, on paths that have crashed a worker;
+    the other half of the room is for what the caller maps besides.
     """
     room = _address_space_room()
     if room is None:
         return threads
-    return max(1, min(threads, room // 2 // _thread_stack_bytes()))
+    return max(1, min(threads, room // 2 // (_thread_stack_bytes() + working_bytes)))
 
 
 def _address_space_room() -> int | None:
