@@ -194,6 +194,7 @@ def test_decoder_threads_beyond_the_memory_limit_are_capped_to_what_fits(
 
 
 def test_threads_fit_half_of_what_the_worker_may_still_map(worker: IsolatedWorker) -> None:
+    """Each thread is charged its stack and its working bytes; never fewer than one, and no cap without a limit."""
     stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
     stack = 8 << 20 if stack == resource.RLIM_INFINITY or stack <= 0 else stack  # the worker inherits it
     per_thread = stack + (4 << 20)

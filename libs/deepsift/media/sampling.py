@@ -417,7 +417,7 @@ def _open_decoder(context: VideoCodecContext, threads: int) -> None:
     wanted = threads or min((os.cpu_count() or 1) + 1, _FFMPEG_AUTO_THREADS_MAX)
     frame_bytes = (context.width * context.height or _UNKNOWN_FRAME_PIXELS) * _BYTES_PER_PIXEL_AT_MOST
     fitting = threads_that_fit(wanted, _FRAMES_PER_DECODER_THREAD * frame_bytes)
-    context.thread_count = threads if fitting == wanted else fitting
+    context.thread_count = threads if fitting == wanted else fitting  # 0 stays FFmpeg's choice when it fits
     try:
         context.open()
         return

@@ -3,8 +3,9 @@
 Everything is computed when the task runs, never when the DAG is parsed: the deepsift configuration
 is loaded in the Airflow worker (``DEEPSIFT_*`` variables, ``DEEPSIFT_CONFIG``) and
 :func:`deepsift.lake.session.submitted_driver_conf` turns it into the ``--conf`` settings (Delta jars,
-catalog, warehouse, driver memory, the class-data archive a command's JVM wrote here), after :func:`deepsift.lake.session.ensure_spark_jars` made the jars exist
-here, where spark-submit starts the driver. The master comes from the Airflow connection; the job receives it as
+catalog, warehouse, driver memory, the class-data archive a command's JVM wrote here), after
+:func:`deepsift.lake.session.ensure_spark_jars` made the jars exist here, where spark-submit starts the
+driver. The master comes from the Airflow connection; the job receives it as
 ``DEEPSIFT_SPARK__MASTER``, with ``DEEPSIFT_HOME`` made absolute, so that the job's own session and
 the conf agree on where Spark runs and where the lakehouse lives. A standalone or Kubernetes master
 that accepts no connection fails the task before spark-submit starts (Spark itself would wait about
