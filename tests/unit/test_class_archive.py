@@ -103,3 +103,5 @@ def test_a_driver_that_spark_submit_starts_maps_the_archive_a_command_wrote_and_
     submitted = submitted_driver_conf(config)
     mapping = f"-XX:SharedArchiveFile={command_archive.path}"
     assert submitted == spark_conf(config) | {"spark.driver.extraJavaOptions": f"{plain} {QUIET} {mapping}"}
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))  # no java: nothing added, spark-submit says so
+    assert submitted_driver_conf(config) == spark_conf(config)

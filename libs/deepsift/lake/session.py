@@ -155,11 +155,13 @@ def submitted_driver_conf(config: Config) -> dict[str, str]:
     maps the class-data archive a deepsift command's JVM wrote here, if there is one (``spark.class_archive``).
 
     It never writes one: the job's Python ends inside that JVM's lifetime, so nothing would be left to
-    publish what the JVM wrote as it exited.
+    publish what the JVM wrote as it exited. Without a ``java`` here it adds nothing, and spark-submit
+    says what is missing.
     """
     conf = spark_conf(config)
-    if config.spark.class_archive:
-        options = driver_class_archive(check_java(), conf).mapping_options()
+    java = jdk_tool("java")
+    if config.spark.class_archive and java is not None:
+        options = driver_class_archive(java, conf).mapping_options()
         conf["spark.driver.extraJavaOptions"] = " ".join([conf["spark.driver.extraJavaOptions"], *options])
     return conf
 
