@@ -332,7 +332,7 @@ def threads_that_fit(threads: int, working_bytes: int) -> int:
     (FFmpeg's decoder threads, a frame buffer each), fails halfway, on paths that have crashed a worker;
     the other half of the room is for what the caller maps besides.
     """
-    room = _address_space_room()
+    room = None if threads <= 1 else _address_space_room()  # one thread (extraction's) needs no lookup
     if room is None:
         return threads
     return max(1, min(threads, room // 2 // (_thread_stack_bytes() + working_bytes)))
