@@ -20,7 +20,7 @@ REGISTRY_MODULE = "deepsift.registry.mlflow_models"
 @pytest.fixture(scope="session")
 def example_registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The registry examples' names: ``home`` (whose embedded store holds the versions), ``registry``,
-    ``network``, ``contract`` and ``crops`` (two 64 x 64 RGB crops)."""
+    ``network``, ``contract``, ``crops`` (two 64 x 64 RGB crops) and ``folder`` (an empty folder to download into)."""
     import numpy as np
     import torch
 
@@ -40,7 +40,10 @@ def example_registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
         )
     registry.set_alias("champion", version.version)
     crops = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    return {"torch": torch, "home": home, "registry": registry, "network": network, "contract": contract, "crops": crops}
+    return {
+        "torch": torch, "home": home, "registry": registry, "network": network, "contract": contract, "crops": crops,
+        "folder": tmp_path_factory.mktemp("doctest-files"),
+    }
 
 
 @pytest.fixture(autouse=True)

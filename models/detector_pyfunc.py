@@ -19,7 +19,7 @@ import numpy as np
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from deepsift.detect.scoring import FaceScorer
-from deepsift.registry.packaging import scorer_from_files
+from deepsift.registry.version_files import scorer_from_files
 
 
 class DetectorModel(PythonModel):

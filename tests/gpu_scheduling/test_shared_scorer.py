@@ -13,8 +13,8 @@ import torch
 
 from deepsift.config import MlflowConfig
 from deepsift.detect.architectures import architecture_spec, build_detector_network
-from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore
-from deepsift.stages.score import shared_scorer
+from deepsift.registry.mlflow_models import DetectorRegistry
+from deepsift.registry.version_files import shared_scorer
 
 
 def test_one_model_per_device_each_loaded_once(tmp_path: Path):
@@ -24,16 +24,15 @@ def test_one_model_per_device_each_loaded_once(tmp_path: Path):
     torch.manual_seed(3)
     network = build_detector_network(contract.architecture)
     version = registry.log_and_register(network.state_dict(), contract, {"auc": 0.5}, "# untrained test model")
-    store = MlflowStore.from_config(MlflowConfig(), home)
-    key = (store.tracking_uri, store.registry_uri, version.name, version.version)
+    files = registry.version_files(version.version, tmp_path / "files")
 
-    on_cpu = shared_scorer(*key, device="cpu")
-    on_other = shared_scorer(*key, device="meta")
+    on_cpu = shared_scorer(files, device="cpu")
+    on_other = shared_scorer(files, device="meta")
 
     assert on_cpu is not on_other
     assert {p.device.type for p in on_cpu.network.parameters()} == {"cpu"}
     assert {p.device.type for p in on_other.network.parameters()} == {"meta"}
-    assert shared_scorer(*key, device="cpu") is on_cpu
-    assert shared_scorer(*key, device="meta") is on_other
+    assert shared_scorer(files, device="cpu") is on_cpu
+    assert shared_scorer(files, device="meta") is on_other
     expected = network.state_dict()
     assert all(torch.equal(value, expected[name]) for name, value in on_cpu.network.state_dict().items())

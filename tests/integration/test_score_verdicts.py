@@ -9,6 +9,8 @@ a second version) and keeps a snapshot of the tables after each step for the tes
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from datetime import date, datetime
 from types import SimpleNamespace
 
@@ -21,11 +23,14 @@ from pyspark.sql import functions as F
 from deepsift.config import Config
 from deepsift.detect.architectures import architecture_spec, build_detector_network
 from deepsift.detect.arrow_scoring import score_crop_batches
+from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf
 from deepsift.detect.scoring import FaceScorer
 from deepsift.faces.crops import decode_crop, encode_crop
+from deepsift.files import file_sha256
 from deepsift.lake.tables import EXTRACTION_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
-from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
-from deepsift.stages.score import ScoringRun, scan_run_id, score_faces, shared_scorer
+from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.registry.version_files import KEPT_SHIPPED_FILES, shared_scorer, ship_version
+from deepsift.stages.score import ScoringRun, scan_run_id, score_faces
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate
 from deepsift.verdicts.labels import Thresholds, verdict_for
@@ -218,10 +223,9 @@ def test_reaggregate_on_one_scan_date_reads_only_that_date(spark, config, scan):
     assert reaggregate(spark, config, scan.v1, PP, "mean", date(2026, 11, 25)).count() == 0
 
 
-def test_executors_score_in_fixed_batches_with_one_loaded_model(config, scan, encoded_crops):
+def test_executors_score_in_fixed_batches_with_one_loaded_model(scan, encoded_crops, tmp_path):
     """Arrow batches of 3, 1 and 2 crops become forward batches of 4 and 2, scored by one warm model."""
-    store = MlflowStore.from_config(config.mlflow, config.home)
-    key = (store.tracking_uri, store.registry_uri, scan.v1.name, scan.v1.version)
+    files = scan.registry.version_files(scan.v1.version, tmp_path)
     arrow = []
     for start, stop in ((0, 3), (3, 4), (4, 6)):
         keys = FACE_KEYS[start:stop]
@@ -231,11 +235,45 @@ def test_executors_score_in_fixed_batches_with_one_loaded_model(config, scan, en
             "face_index": pa.array([face for _, face in keys], pa.int32()),
             "crop": encoded_crops[start:stop],
         }))
-    scored = list(score_crop_batches(iter(arrow), lambda: shared_scorer(*key), batch_size=4))
+    scored = list(score_crop_batches(iter(arrow), lambda: shared_scorer(files), batch_size=4))
     assert [batch.num_rows for batch in scored] == [4, 2]
     table = pa.Table.from_batches(scored)
     assert list(zip(table["frame_index"].to_pylist(), table["face_index"].to_pylist(), strict=True)) == FACE_KEYS
     expected = scan.registry.load_scorer(scan.v1.version, device="cpu").score(scan.crops)
     np.testing.assert_allclose(table["score"].to_numpy(), expected, atol=1e-6)
-    assert shared_scorer(*key) is shared_scorer(*key)
-    assert list(score_crop_batches(iter([]), lambda: shared_scorer(*key), batch_size=4)) == []
+    assert shared_scorer(files) is shared_scorer(files)
+    assert list(score_crop_batches(iter([]), lambda: shared_scorer(files), batch_size=4)) == []
+
+
+def test_executors_score_from_the_shipped_files_without_the_mlflow_store(spark, config, scan, encoded_crops, tmp_path):
+    """The driver ships a version's two files once per SparkContext under names made of their content; a
+    detect job scores from the executors' copies with the store out of reach (a store URI that does not
+    exist), as on executors that cannot reach the tracking server, and scores what the registry does."""
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    for stale in range(KEPT_SHIPPED_FILES):  # files of versions shipped before, all less recent
+        (folder / f"{stale:032x}.state_dict.pt").write_bytes(b"old weights")
+        os.utime(folder / f"{stale:032x}.state_dict.pt", (1_000_000 + stale, 1_000_000 + stale))
+    files = scan.registry.version_files(scan.v1.version, tmp_path / "download")
+    shipped = ship_version(spark, files, folder)
+    assert ship_version(spark, files, folder) == shipped
+    names = {f"{file_sha256(path)[:32]}.{path.name}" for path in (files.state_dict, files.contract)}
+    assert {shipped.state_dict_name, shipped.contract_name} == names
+    added = [uri.rsplit("/", 1)[-1] for uri in spark.sparkContext.listFiles]
+    assert sorted(name for name in added if name in names) == sorted(names)  # each added once
+    kept = {path.name for path in folder.iterdir()}
+    assert len(kept) == KEPT_SHIPPED_FILES and names <= kept
+    assert f"{0:032x}.state_dict.pt" not in kept and f"{KEPT_SHIPPED_FILES - 1:032x}.state_dict.pt" in kept
+
+    nowhere = f"sqlite:///{tmp_path / 'no-such-store' / 'mlflow.db'}"
+    unreachable = dataclasses.replace(shipped, tracking_uri=nowhere, registry_uri=nowhere)
+    crops = spark.createDataFrame(
+        [(FACED, frame, face, crop) for (frame, face), crop in zip(FACE_KEYS, encoded_crops, strict=True)],
+        "video_id string, frame_index int, face_index int, crop binary",
+    ).repartition(2)
+    detect = detect_udf(lambda device: shared_scorer(unreachable.local_files(), "torch", device), config.detect)
+    rows = crops.mapInArrow(detect, DETECT_OUTPUT_SCHEMA).orderBy("frame_index", "face_index").collect()
+    assert [(row.frame_index, row.face_index) for row in rows] == FACE_KEYS
+    expected = scan.registry.load_scorer(scan.v1.version, device="cpu").score(scan.crops)
+    np.testing.assert_allclose([row.score for row in rows], expected, atol=1e-6)
+    assert not (tmp_path / "no-such-store").exists()

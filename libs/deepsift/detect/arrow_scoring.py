@@ -56,7 +56,7 @@ def score_crop_batches(
     """Decode ``crop`` and score it, ``batch_size`` crops per forward pass, one output batch per pass.
 
     ``scorer`` is called at each forward pass, so a task with no rows loads no model; it should
-    return a process-wide cached scorer (``deepsift.stages.score.shared_scorer``), never load per call.
+    return a process-wide cached scorer (``deepsift.registry.version_files.shared_scorer``), never load per call.
     Input batches need ``video_id``, ``frame_index``, ``face_index`` and ``crop`` (encoded image bytes).
     ``decode_threads`` 1 decodes each batch on the calling thread just before scoring it (a CPU task
     has one core); more decode the next :data:`DECODE_AHEAD` batches on that many threads meanwhile.

@@ -144,7 +144,7 @@ def detect_udf(
     """The detect stage's ``mapInArrow`` body: pick the task's device once, then score its crops.
 
     ``load_scorer(device)`` must return a process-wide cached scorer on that device
-    (``deepsift.stages.score.shared_scorer``). Output rows follow :data:`DETECT_OUTPUT_SCHEMA`: each
+    (``deepsift.registry.version_files.shared_scorer``). Output rows follow :data:`DETECT_OUTPUT_SCHEMA`: each
     carries the task's path and engine, so the driver records what tasks really did, not what it hoped.
     Crops go ``detect.batch_size(device)`` to a forward pass.
     """

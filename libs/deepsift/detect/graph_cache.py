@@ -3,11 +3,11 @@
 Exporting a version to ONNX needs torch and timm in the worker (seconds to import on a busy machine)
 and about a second of export. A graph whose first batch matched torch's scores
 (:class:`deepsift.detect.scoring.FaceScorer`) is therefore written once, and later workers and runs
-load it with ONNX Runtime alone (:func:`deepsift.registry.packaging.scorer_from_files`).
+load it with ONNX Runtime alone (:func:`deepsift.registry.version_files.scorer_from_files`).
 
 Where: the user's cache (``$XDG_CACHE_HOME/deepsift/onnx``, else ``~/.cache/deepsift/onnx``), not the
-home and not the registry. Executors do not know the driver's home (they load a version by its store
-and number), each executor host needs its own copy next to the worker anyway, and writing an artifact
+home and not the registry. Executors do not know the driver's home (they get a version's files shipped
+with their tasks), each executor host needs its own copy next to the worker anyway, and writing an artifact
 into a registered, READY version from executors would need write access to the store and change what
 the registry serves. A graph is derived data: losing it costs one export.
 

@@ -8,9 +8,9 @@ metrics on the run that logged it, tags ``architecture`` and ``eval_set_id`` on 
 (:mod:`~deepsift.registry.versions`), the promotion rule (:mod:`~deepsift.registry.promotion`) and
 checkpoint files (:mod:`~deepsift.registry.checkpoints`).
 
-The scan resolves an alias once on the driver (:meth:`DetectorRegistry.resolve`) and executors load
-that exact version's files (:meth:`DetectorRegistry.load_scorer`) straight into a
-:class:`FaceScorer`, the same one the pyfunc wraps. Every client is bound to this registry's store:
+The scan resolves an alias once on the driver (:meth:`DetectorRegistry.resolve`), downloads that exact
+version's files there (:meth:`DetectorRegistry.version_files`) and ships them to its executors, which
+build the same :class:`FaceScorer` the pyfunc wraps without MLflow (:mod:`~deepsift.registry.version_files`). Every client is bound to this registry's store:
 nothing here changes MLflow's process-wide tracking URI or active run.
 """
 
@@ -24,16 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from deepsift.config import CpuEngine, MlflowConfig
 from deepsift.detect.contract import PreprocessContract
-from deepsift.detect.graph_cache import GraphCache, VersionFiles
+from deepsift.detect.graph_cache import VersionFiles
 from deepsift.registry.checkpoints import checkpoint_params, load_into_network, read_checkpoint
 from deepsift.registry.errors import ModelNotFoundError, RegistryError
-from deepsift.registry.packaging import (
-    STATE_DICT_FILE,
-    contract_params,
-    log_pyfunc,
-    pyfunc_code_path,
-    scorer_from_files,
-)
+from deepsift.registry.packaging import contract_params, log_pyfunc, pyfunc_code_path
 from deepsift.registry.promotion import FORCED_PROMOTION_TAG, PROMOTION_TAG, PromotionDecision, decide_promotion
 from deepsift.registry.store import MlflowStore, embedded_store
 from deepsift.registry.tracking import (
@@ -44,6 +38,7 @@ from deepsift.registry.tracking import (
     start_logged_model,
     version_tags,
 )
+from deepsift.registry.version_files import STATE_DICT_FILE, scorer_for_version
 from deepsift.registry.versions import EVAL_SET_TAG, ModelVersionInfo, RegisteredVersions
 
 if TYPE_CHECKING:  # torch, timm and the network code load only where a network is built: not on a scan's driver
@@ -173,7 +168,7 @@ class DetectorRegistry:
         """A :class:`FaceScorer` built from an exact version's weights and contract, scoring on ``device``
         with ``cpu_engine`` when that is a CPU.
 
-        Takes a version number, not an alias, so that every executor loads what the driver resolved.
+        Takes a version number, not an alias: what was resolved once is what scores.
         A missing, corrupt or mismatched file raises :class:`ModelArtifactError` naming the version
         and file.
         On the CPU with ONNX Runtime the version's checked graph comes from this host's graph cache
@@ -186,17 +181,20 @@ class DetectorRegistry:
         ((2,), dtype('float32'), True)
         """
         with tempfile.TemporaryDirectory() as scratch:
-            contract_path = self.versions.download_contract(version, Path(scratch))
-            state_dict_path = self.versions.download(version, STATE_DICT_FILE, Path(scratch))
-            cache = None
-            if cpu_engine == "onnxruntime" and str(device) == "cpu":
-                files = VersionFiles(
-                    self.store.tracking_uri, self.store.registry_uri, self.name, version, state_dict_path, contract_path
-                )
-                cache = GraphCache.for_version(files)
-            return scorer_from_files(
-                state_dict_path, contract_path, f"{self.name} version {version}", device, cpu_engine, cache
-            )
+            return scorer_for_version(self.version_files(version, Path(scratch)), device, cpu_engine)
+
+    def version_files(self, version: int, folder: Path) -> VersionFiles:
+        """Download an exact version's weights and contract into ``folder``: what a scorer is built from,
+        on this host (:meth:`load_scorer`) or on executors the scan ships them to
+        (:func:`~deepsift.registry.version_files.ship_version`).
+
+        >>> files = registry.version_files(3, folder)
+        >>> files.state_dict.name, files.contract.name, files.version
+        ('state_dict.pt', 'contract.json', 3)
+        """
+        contract = self.versions.download_contract(version, folder)
+        state_dict = self.versions.download(version, STATE_DICT_FILE, folder)
+        return VersionFiles(self.store.tracking_uri, self.store.registry_uri, self.name, version, state_dict, contract)
 
     def record_evaluation(
         self, version: int, metrics: Mapping[str, float], eval_set_id: str, plots: Sequence[Path] = ()

@@ -1,4 +1,4 @@
-"""A detector version's files: written as a models-from-code pyfunc, read back into a scorer.
+"""A detector version's files, written as a models-from-code pyfunc.
 
 The logged model directory holds, beside MLflow's ``MLmodel``:
 
@@ -10,16 +10,14 @@ The logged model directory holds, beside MLflow's ``MLmodel``:
 * the pyfunc flavour written as *models-from-code* from ``models/detector_pyfunc.py``, so that
   ``mlflow.pyfunc.load_model("models:/deepsift-detector@champion")`` works without pickles.
 
-:func:`scorer_from_files` turns the first two into a :class:`FaceScorer`; the pyfunc and the
-registry's :meth:`~deepsift.registry.mlflow_models.DetectorRegistry.load_scorer` share it. Given the
-version's :class:`~deepsift.detect.graph_cache.GraphCache` (a CPU scorer on ONNX Runtime), it loads the
-cached graph without importing torch or timm, and otherwise caches the graph once it passed parity.
+:func:`~deepsift.registry.version_files.scorer_from_files` turns the first two back into a
+:class:`FaceScorer`, without MLflow. The pyfunc code logged with every version imports it from this
+module, so it stays importable from here for the versions logged before it moved.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,25 +28,14 @@ from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 import deepsift
-from deepsift.config import CpuEngine
 from deepsift.detect.contract import CONTRACT_FILE, PreprocessContract
-from deepsift.detect.graph_cache import GraphCache
-from deepsift.detect.onnx_graph import session_threads
-from deepsift.registry.checkpoints import load_into_network
-from deepsift.registry.errors import (
-    CheckpointMismatchError,
-    ContractMissingError,
-    ModelArtifactError,
-    ModelCodeNotFoundError,
-    first_line,
-)
+from deepsift.registry.errors import ModelCodeNotFoundError
+from deepsift.registry.version_files import STATE_DICT_FILE
+from deepsift.registry.version_files import scorer_from_files as scorer_from_files  # see the module docstring
 
-if TYPE_CHECKING:  # torch, timm and the network code load only where a network is built: not on a scan's driver
+if TYPE_CHECKING:  # torch and timm load only where a network is built: not on a scan's driver
     import torch
 
-    from deepsift.detect.scoring import FaceScorer
-
-STATE_DICT_FILE = "state_dict.pt"
 MODEL_CARD_FILE = "model_card.md"
 PYFUNC_ARTIFACTS_DIR = "artifacts"
 """Where the pyfunc flavour puts the files given as ``artifacts`` inside the model directory."""
@@ -148,51 +135,3 @@ def _pip_requirements() -> list[str]:
         f"timm=={timm.__version__}",
         f"numpy=={np.__version__}",
     ]
-
-
-def read_contract(path: Path, label: str) -> PreprocessContract:
-    """Parse a stored ``contract.json``; anything unreadable is :class:`ContractMissingError`."""
-    try:
-        return PreprocessContract.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ContractMissingError(f"{label}: {CONTRACT_FILE} is unreadable ({first_line(error)})") from None
-
-
-def scorer_from_files(
-    state_dict_path: Path,
-    contract_path: Path,
-    label: str,
-    device: str | torch.device | None = None,
-    cpu_engine: CpuEngine = "torch",
-    graph_cache: GraphCache | None = None,
-) -> FaceScorer:
-    """Build a :class:`FaceScorer` from a version's two files; the pyfunc and the registry share it.
-
-    Errors name ``label`` (e.g. ``"deepsift-detector version 3"``) and the file. ``graph_cache``, for
-    a scorer on ONNX Runtime on the CPU only: its graph is used when there, without torch; else the
-    exported graph is kept there once its first batch matched torch's scores.
-    """
-    from deepsift.detect.scoring import FaceScorer
-
-    contract = read_contract(contract_path, label)
-    if graph_cache is not None:
-        graph = graph_cache.load(session_threads())
-        if graph is not None:
-            return FaceScorer.from_checked_graph(graph, contract)
-    import torch
-
-    from deepsift.detect.architectures import UnknownArchitectureError
-
-    try:
-        state_dict = torch.load(state_dict_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # garbage bytes raise UnpicklingError, RuntimeError, EOFError, ...
-        raise ModelArtifactError(
-            f"{label}: {STATE_DICT_FILE} is not a readable weights-only state dict ({first_line(error)})"
-        ) from None
-    if not isinstance(state_dict, Mapping):
-        raise ModelArtifactError(f"{label}: {STATE_DICT_FILE} holds a {type(state_dict).__name__}, not a state dict")
-    try:
-        network = load_into_network(contract.architecture, state_dict)
-    except (CheckpointMismatchError, UnknownArchitectureError) as error:
-        raise ModelArtifactError(f"{label}: {STATE_DICT_FILE} does not fit its contract: {error}") from None
-    return FaceScorer(network, contract, device, cpu_engine, None if graph_cache is None else graph_cache.keep)

@@ -18,8 +18,9 @@ from mlflow.exceptions import MlflowException
 
 from deepsift.detect.contract import CONTRACT_FILE, PreprocessContract
 from deepsift.registry.errors import ContractMissingError, ModelArtifactError, ModelNotFoundError, first_line
-from deepsift.registry.packaging import PYFUNC_ARTIFACTS_DIR, read_contract
+from deepsift.registry.packaging import PYFUNC_ARTIFACTS_DIR
 from deepsift.registry.store import MlflowStore, is_missing
+from deepsift.registry.version_files import read_contract
 
 ARCHITECTURE_TAG = "architecture"
 EVAL_SET_TAG = "eval_set_id"

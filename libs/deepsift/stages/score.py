@@ -1,26 +1,25 @@
 """Scoring: cached face crops -> one probability of manipulation per face, for one exact model version.
 
 The caller resolves the model (an alias such as ``@champion``) once on the driver and passes the
-exact :class:`ModelVersionInfo`; executors load that version's files from the same MLflow store,
-once per Spark Python worker and device (:func:`shared_scorer`). The detect stage alone asks Spark for
-GPUs, through a ResourceProfile where executors have them (``deepsift.detect.devices``); each task
-scores on the GPU Spark assigned it, else a GPU it sees (local mode), else the CPU. Crops are read
-from ``faces`` (no decoding of videos), decoded and scored in batches of ``detect.cpu_batch_size`` or
-``detect.gpu_batch_size`` whatever size Arrow hands them over in; on a CPU the network runs on
-``detect.cpu_engine``. Where the model's contract has a cascade (``deepsift.verdicts.cascade``), a
+exact :class:`ModelVersionInfo`; the driver downloads that version's weights and contract and ships
+them with the tasks (``deepsift.registry.version_files``), and executors load them once per Spark
+Python worker and device (``shared_scorer``) without opening the MLflow store. The detect stage
+alone asks Spark for GPUs, through a ResourceProfile where executors have them
+(``deepsift.detect.devices``); each task scores on the GPU Spark assigned it, else a GPU it sees
+(local mode), else the CPU. Crops are read from ``faces`` (no decoding of videos), decoded and scored
+in batches of ``detect.cpu_batch_size`` or ``detect.gpu_batch_size`` whatever size Arrow hands them
+over in; on a CPU the network runs on ``detect.cpu_engine``. Where the model's contract has a cascade (``deepsift.verdicts.cascade``), a
 first pass scores a few frames of each video and a second pass the other faces of the videos those
 leave in doubt. The scores are checkpointed once per pass and appended to ``face_scores``: every key
 holds the run's id, and the run scores only faces it has no score for, so no MERGE has to read the
 whole table; a rerun adds nothing, and a run written twice at once is written once
 (:func:`deepsift.lake.tables.append_once`).
-
-Executors must reach the driver's MLflow store: a tracking server on a cluster; the embedded SQLite
-store under ``home`` only where executors share the driver's filesystem (local mode).
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +30,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from deepsift.config import Config, CpuEngine, MlflowConfig
+from deepsift.config import Config
 from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_partitions, detect_udf, plan_detect
-from deepsift.detect.scoring import FaceScorer, default_device
 from deepsift.lake.tables import (
     EXTRACTIONS,
     FACE_SCORES,
@@ -45,18 +43,16 @@ from deepsift.lake.tables import (
     table_version,
 )
 from deepsift.progress import step
-from deepsift.registry.mlflow_models import DetectorRegistry, MlflowStore, ModelVersionInfo
+from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
+from deepsift.registry.version_files import shared_scorer, ship_version
 from deepsift.verdicts.aggregation import aggregate
 from deepsift.verdicts.cascade import first_pass, settled_early
 from deepsift.verdicts.labels import Thresholds
 
 log = logging.getLogger(__name__)
 
-ScorerKey = tuple[str, str, str, int, CpuEngine]
-"""(tracking URI, registry URI, model name, version, CPU engine): what identifies one loaded model."""
-_SCORERS: dict[str, tuple[ScorerKey, FaceScorer]] = {}
-"""This Python worker's loaded model, by device (``cuda:1``, ``cpu``): one version at most, on each
-device a task of this worker was given."""
+SHIPPED_FILES_FOLDER = "detector-files"
+"""The folder of the home's cache that the driver serves a scored version's files from."""
 
 
 @dataclass(frozen=True)
@@ -143,10 +139,12 @@ def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSu
     ensure_tables(spark, schema, (FACES, *SCAN_TABLES))
     read_version = table_version(spark, schema, FACE_SCORES)  # before the run's scores are read: see append_once
     faces = _unscored_faces(spark, config, run)
-    store = MlflowStore.from_config(config.mlflow, config.home)
     model = run.model
-    scorer_key: ScorerKey = (store.tracking_uri, store.registry_uri, model.name, model.version, config.detect.cpu_engine)
-    detect = detect_udf(lambda device: shared_scorer(*scorer_key, device=device), config.detect)
+    with tempfile.TemporaryDirectory() as scratch:
+        files = DetectorRegistry(config.mlflow, config.home).version_files(model.version, Path(scratch))
+        shipped = ship_version(spark, files, config.cache_dir / SHIPPED_FILES_FOLDER)
+    cpu_engine = config.detect.cpu_engine
+    detect = detect_udf(lambda device: shared_scorer(shipped.local_files(), cpu_engine, device), config.detect)
 
     def scored_pass(faces: DataFrame) -> DataFrame:
         """One pass of the detect UDF over ``faces``, as checkpointed ``face_scores`` rows."""
@@ -295,31 +293,3 @@ def _totals(scored: DataFrame) -> Row:
         F.max(F.col("detect_engine") == "torch").alias("torch"),
     ).collect()
     return totals
-
-
-def shared_scorer(
-    tracking_uri: str,
-    registry_uri: str,
-    model_name: str,
-    version: int,
-    cpu_engine: CpuEngine = "torch",
-    device: str | None = None,
-) -> FaceScorer:
-    """This process's scorer for one exact version on ``device``, loaded once and kept warm.
-
-    ``device`` is the task's (``deepsift.detect.devices.choose_device``); None means a visible GPU,
-    else the CPU. Spark reuses Python workers across tasks, so every partition a worker runs on one
-    device shares the one load; a task given another GPU gets a model on that GPU, never one on the
-    wrong device. Asking for another version drops every loaded one, so a worker never holds two
-    versions' memory.
-    """
-    device = device or str(default_device())
-    key = (tracking_uri, registry_uri, model_name, version, cpu_engine)
-    if any(loaded_key != key for loaded_key, _ in _SCORERS.values()):
-        _SCORERS.clear()
-    if device not in _SCORERS:
-        mlflow = MlflowConfig(tracking_uri=tracking_uri, registry_uri=registry_uri, registered_model=model_name)
-        # Both URIs are explicit, so the registry never looks at its home argument.
-        registry = DetectorRegistry(mlflow, Path.cwd())
-        _SCORERS[device] = (key, registry.load_scorer(version, device=device, cpu_engine=cpu_engine))
-    return _SCORERS[device][1]
