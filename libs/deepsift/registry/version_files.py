@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,6 +149,13 @@ class ShippedVersion:
             Path(SparkFiles.get(self.state_dict_name)),
             Path(SparkFiles.get(self.contract_name)),
         )
+
+
+def shipped_scorer_loader(shipped: ShippedVersion, cpu_engine: CpuEngine) -> Callable[[str], FaceScorer]:
+    """What the detect UDF calls for its task's device (``deepsift.detect.devices.detect_udf``): this
+    worker's scorer of the shipped version. Pickled into the UDF, it brings this module into the
+    workers, not the scan's MLflow and Spark code."""
+    return lambda device: shared_scorer(shipped.local_files(), cpu_engine, device)
 
 
 def ship_version(spark: SparkSession, files: VersionFiles, folder: Path) -> ShippedVersion:

@@ -44,7 +44,7 @@ from deepsift.lake.tables import (
 )
 from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
-from deepsift.registry.version_files import shared_scorer, ship_version
+from deepsift.registry.version_files import ship_version, shipped_scorer_loader
 from deepsift.verdicts.aggregation import aggregate
 from deepsift.verdicts.cascade import first_pass, settled_early
 from deepsift.verdicts.labels import Thresholds
@@ -143,8 +143,7 @@ def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSu
     with tempfile.TemporaryDirectory() as scratch:
         files = DetectorRegistry(config.mlflow, config.home).version_files(model.version, Path(scratch))
         shipped = ship_version(spark, files, config.cache_dir / SHIPPED_FILES_FOLDER)
-    cpu_engine = config.detect.cpu_engine
-    detect = detect_udf(lambda device: shared_scorer(shipped.local_files(), cpu_engine, device), config.detect)
+    detect = detect_udf(shipped_scorer_loader(shipped, config.detect.cpu_engine), config.detect)
 
     def scored_pass(faces: DataFrame) -> DataFrame:
         """One pass of the detect UDF over ``faces``, as checkpointed ``face_scores`` rows."""

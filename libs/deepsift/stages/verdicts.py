@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -46,11 +43,10 @@ from deepsift.progress import step
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.stages.extract import planned_preprocess_version
 from deepsift.stages.score import ScoringRun
-from deepsift.verdicts.aggregation import aggregate, check_aggregation
-from deepsift.verdicts.cascade import Cascade, judged_faces
-from deepsift.verdicts.labels import EXTRACTION_OK, Thresholds, verdict_for
-
-_LABELLED_SCHEMA = "video_id string, score double, verdict string, reason string, n_frames_scored int"
+from deepsift.verdicts.aggregation import check_aggregation
+from deepsift.verdicts.cascade import Cascade
+from deepsift.verdicts.labelling import LABELLED_SCHEMA, labeller
+from deepsift.verdicts.labels import EXTRACTION_OK, Thresholds
 
 
 @dataclass(frozen=True)
@@ -271,44 +267,4 @@ def _label_videos(rows: DataFrame, aggregation: str, thresholds: Thresholds, cas
     n_frames_scored; verdict is NULL for a video with faces whose scores are missing or incomplete.
     With a ``cascade`` the rows hold every face, NULL scores included (:func:`_run_face_scores`).
     """
-    return rows.groupBy("video_id").applyInPandas(_labeller(aggregation, thresholds, cascade), _LABELLED_SCHEMA)
-
-
-def _labeller(
-    aggregation: str, thresholds: Thresholds, cascade: Cascade | None
-) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def label(group: pd.DataFrame) -> pd.DataFrame:
-        first = group.iloc[0]
-        status = first["status"]
-        reason = first["reason"] if isinstance(first["reason"], str) else None
-        n_faces = 0 if pd.isna(first["n_faces"]) else int(first["n_faces"])
-        score: float | None = None
-        n_frames_scored = 0
-        if status == EXTRACTION_OK and n_faces > 0:
-            judged = _judged(group, n_faces, aggregation, thresholds, cascade)
-            if judged is None:
-                unscored = {"video_id": first["video_id"], "score": None, "verdict": None, "reason": None}
-                return pd.DataFrame([unscored | {"n_frames_scored": None}])
-            score = aggregate(aggregation, judged["score"].to_numpy(), judged["frame_index"].to_numpy(dtype="int64"))
-            n_frames_scored = judged["frame_index"].nunique()
-        verdict, why = verdict_for(score, thresholds, status, reason, n_faces)
-        labelled = {"video_id": first["video_id"], "score": score, "verdict": verdict.value, "reason": why}
-        return pd.DataFrame([labelled | {"n_frames_scored": n_frames_scored}])
-
-    return label
-
-
-def _judged(
-    group: pd.DataFrame, n_faces: int, aggregation: str, thresholds: Thresholds, cascade: Cascade | None
-) -> pd.DataFrame | None:
-    """The rows of one video's faces its score is made from; None while one of them has no score.
-
-    Without a cascade the rows are the run's scores and every one of the ``n_faces`` faces needs one;
-    with one, the rows are every face and :func:`deepsift.verdicts.cascade.judged_faces` decides.
-    """
-    if cascade is None:
-        scored = group[group["score"].notna()]
-        return scored if len(scored) == n_faces else None
-    scores = group["score"].to_numpy(dtype="float64", na_value=np.nan)
-    mask = judged_faces(scores, group["frame_index"].to_numpy(dtype="int64"), aggregation, thresholds, cascade)
-    return None if mask is None else group[mask]
+    return rows.groupBy("video_id").applyInPandas(labeller(aggregation, thresholds, cascade), LABELLED_SCHEMA)
