@@ -29,7 +29,7 @@ from deepsift.faces.crops import decode_crop, encode_crop
 from deepsift.files import file_sha256
 from deepsift.lake.tables import EXTRACTION_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
-from deepsift.registry.version_files import KEPT_SHIPPED_FILES, shared_scorer, ship_version
+from deepsift.registry.version_files import KEPT_SHIPPED_FILES, shared_scorer, ship_version, shipped_scorer_loader
 from deepsift.stages.score import ScoringRun, scan_run_id, score_faces
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate
@@ -260,7 +260,7 @@ def test_executors_score_from_the_shipped_files_without_the_mlflow_store(spark, 
     names = {f"{file_sha256(path)[:32]}.{path.name}" for path in (files.state_dict, files.contract)}
     assert {shipped.state_dict_name, shipped.contract_name} == names
     added = [uri.rsplit("/", 1)[-1] for uri in spark.sparkContext.listFiles]
-    assert sorted(name for name in added if name in names) == sorted(names)  # each added once
+    assert sorted(name for name in added if name in names) == sorted(names)
     kept = {path.name for path in folder.iterdir()}
     assert len(kept) == KEPT_SHIPPED_FILES and names <= kept
     assert f"{0:032x}.state_dict.pt" not in kept and f"{KEPT_SHIPPED_FILES - 1:032x}.state_dict.pt" in kept
@@ -271,7 +271,7 @@ def test_executors_score_from_the_shipped_files_without_the_mlflow_store(spark, 
         [(FACED, frame, face, crop) for (frame, face), crop in zip(FACE_KEYS, encoded_crops, strict=True)],
         "video_id string, frame_index int, face_index int, crop binary",
     ).repartition(2)
-    detect = detect_udf(lambda device: shared_scorer(unreachable.local_files(), "torch", device), config.detect)
+    detect = detect_udf(shipped_scorer_loader(unreachable, "torch"), config.detect)
     rows = crops.mapInArrow(detect, DETECT_OUTPUT_SCHEMA).orderBy("frame_index", "face_index").collect()
     assert [(row.frame_index, row.face_index) for row in rows] == FACE_KEYS
     expected = scan.registry.load_scorer(scan.v1.version, device="cpu").score(scan.crops)
