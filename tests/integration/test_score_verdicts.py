@@ -245,7 +245,9 @@ def test_executors_score_in_fixed_batches_with_one_loaded_model(scan, encoded_cr
     assert list(score_crop_batches(iter([]), lambda: shared_scorer(files), batch_size=4)) == []
 
 
-def test_executors_score_from_the_shipped_files_without_the_mlflow_store(spark, config, scan, encoded_crops, tmp_path):
+def test_executors_score_from_the_shipped_files_without_the_mlflow_store(
+    spark, config, scan, encoded_crops, tmp_path
+):
     """The driver ships a version's two files once per SparkContext under names made of their content; a
     detect job scores from the executors' copies with the store out of reach (a store URI that does not
     exist), as on executors that cannot reach the tracking server, and scores what the registry does."""

@@ -19,7 +19,9 @@ from deepsift.verdicts.cascade import Cascade
 from deepsift.verdicts.labelling import labeller
 from deepsift.verdicts.labels import Thresholds
 
-HEAVY = {"mlflow", "torch", "timm", "deepsift.registry.mlflow_models", "deepsift.stages.score", "deepsift.stages.verdicts"}
+HEAVY = {
+    "mlflow", "torch", "timm", "deepsift.registry.mlflow_models", "deepsift.stages.score", "deepsift.stages.verdicts"
+}
 
 LOAD_AND_LIST_MODULES = """
 import json, pickle, sys
@@ -39,7 +41,8 @@ def _modules_loaded_by_unpickling(function: object, tmp_path: Path) -> set[str]:
 
 
 def test_the_detect_udf_brings_neither_mlflow_nor_torch(tmp_path):
-    shipped = ShippedVersion("sqlite:///store.db", "sqlite:///store.db", "detector", 3, "a.state_dict.pt", "b.contract.json")
+    store = "sqlite:///store.db"
+    shipped = ShippedVersion(store, store, "detector", 3, "a.state_dict.pt", "b.contract.json")
     detect = detect_udf(shipped_scorer_loader(shipped, "onnxruntime"), DetectConfig())
     loaded = _modules_loaded_by_unpickling(detect, tmp_path)
     assert "deepsift.registry.version_files" in loaded  # the loader came by reference: the check saw it

@@ -10,7 +10,8 @@ checkpoint files (:mod:`~deepsift.registry.checkpoints`).
 
 The scan resolves an alias once on the driver (:meth:`DetectorRegistry.resolve`), downloads that exact
 version's files there (:meth:`DetectorRegistry.version_files`) and ships them to its executors, which
-build the same :class:`FaceScorer` the pyfunc wraps without MLflow (:mod:`~deepsift.registry.version_files`). Every client is bound to this registry's store:
+build the same :class:`FaceScorer` the pyfunc wraps without MLflow
+(:mod:`~deepsift.registry.version_files`). Every client is bound to this registry's store:
 nothing here changes MLflow's process-wide tracking URI or active run.
 """
 

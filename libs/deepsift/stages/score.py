@@ -8,12 +8,12 @@ alone asks Spark for GPUs, through a ResourceProfile where executors have them
 (``deepsift.detect.devices``); each task scores on the GPU Spark assigned it, else a GPU it sees
 (local mode), else the CPU. Crops are read from ``faces`` (no decoding of videos), decoded and scored
 in batches of ``detect.cpu_batch_size`` or ``detect.gpu_batch_size`` whatever size Arrow hands them
-over in; on a CPU the network runs on ``detect.cpu_engine``. Where the model's contract has a cascade (``deepsift.verdicts.cascade``), a
-first pass scores a few frames of each video and a second pass the other faces of the videos those
-leave in doubt. The scores are checkpointed once per pass and appended to ``face_scores``: every key
-holds the run's id, and the run scores only faces it has no score for, so no MERGE has to read the
-whole table; a rerun adds nothing, and a run written twice at once is written once
-(:func:`deepsift.lake.tables.append_once`).
+over in; on a CPU the network runs on ``detect.cpu_engine``. Where the model's contract has a
+cascade (``deepsift.verdicts.cascade``), a first pass scores a few frames of each video and a second
+pass the other faces of the videos those leave in doubt. The scores are checkpointed once per pass
+and appended to ``face_scores``: every key holds the run's id, and the run scores only faces it has no
+score for, so no MERGE has to read the whole table; a rerun adds nothing, and a run written twice
+at once is written once (:func:`deepsift.lake.tables.append_once`).
 """
 
 from __future__ import annotations
