@@ -4,6 +4,7 @@ VACUUM retention. No Airflow, no Spark: plain functions on real folders and sock
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -147,14 +148,33 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_master_is_reachable_when_any_of_its_hosts_accepts_a_connection():
+def test_a_kubernetes_master_is_reachable_when_any_of_its_hosts_accepts_a_connection():
     with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        check_reachable(f"spark://127.0.0.1:{port}")
-        check_reachable(f"spark://127.0.0.1:{_closed_port()},127.0.0.1:{port}")
-        check_reachable(f"k8s://http://127.0.0.1:{port}")
+        check_reachable(f"k8s://http://127.0.0.1:{server.getsockname()[1]}")
     check_reachable("local[*]")
     check_reachable("yarn")
+
+
+def test_a_standalone_master_must_answer_like_a_spark_rpc_server():
+    """A listening port that says nothing, or says something that is no Spark frame, is not a master; a
+    real master passes (``tests/cluster/test_unreachable_master.py``, on the session's cluster)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        with pytest.raises(MasterUnreachableError, match="answered no Spark RPC request within 1 s"):
+            check_reachable(f"spark://127.0.0.1:{_closed_port()},127.0.0.1:{port}", timeout_s=1)
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        answered = threading.Thread(target=_answer_once, args=(other, b"HTTP/1.1 400 Bad Request\r\n\r\n"))
+        answered.start()
+        with pytest.raises(MasterUnreachableError, match="answered, but not in Spark's RPC protocol"):
+            check_reachable(f"spark://127.0.0.1:{other.getsockname()[1]}", timeout_s=5)
+        answered.join()
+
+
+def _answer_once(server: socket.socket, answer: bytes) -> None:
+    connection, _ = server.accept()
+    with connection:
+        connection.recv(4096)
+        connection.sendall(answer)
 
 
 def test_an_unreachable_master_raises_with_its_address():

@@ -326,7 +326,8 @@ def _wait_for_exit(process: subprocess.Popen, timeout_s: float) -> bool:
 
 
 def check_master_reachable(master: str) -> None:
-    """Fail within seconds when a ``spark://`` or ``k8s://`` master accepts no connection.
+    """Fail within seconds when a ``spark://`` or ``k8s://`` master accepts no connection, or a ``spark://``
+    one does not answer as a Spark RPC server (another service on the port).
 
     Spark itself retries a standalone master for about a minute, then fails with "Cannot call methods on
     a stopped SparkContext" under a Java stack trace, which names neither the master nor the fix.
@@ -349,9 +350,10 @@ def _is_stopped_context(error: Py4JJavaError) -> bool:
 
 
 def _not_a_master(master: str) -> Exception:
-    """What to say when a ``spark://`` address answered but Spark gave up registering the application."""
+    """What to say when a ``spark://`` address answered Spark's RPC but Spark gave up registering the
+    application: a Spark process that is not a master listens there (a worker, say)."""
     return MasterUnreachableError(
         f"Spark master {master} accepted the connection but never registered this application (Spark gives up "
-        "after about a minute): expected a Spark standalone master at that address, not another service; check "
+        "after about a minute): expected a Spark standalone master at that address, not another Spark process; check "
         "the port (spark.master, or DEEPSIFT_SPARK__MASTER) against the master's log, or run locally with local[*]"
     )
