@@ -30,7 +30,7 @@ from deepsift.files import file_sha256
 from deepsift.lake.tables import EXTRACTION_TABLES, EXTRACTIONS, FACE_SCORES, FACES, VERDICTS, ensure_tables
 from deepsift.registry.mlflow_models import DetectorRegistry, ModelVersionInfo
 from deepsift.registry.version_files import KEPT_SHIPPED_FILES, shared_scorer, ship_version, shipped_scorer_loader
-from deepsift.stages.score import ScoringRun, scan_run_id, score_faces
+from deepsift.stages.score import ScoringRun, scan_run_id, score_faces, sized_for_detect
 from deepsift.stages.verdicts import reaggregate, write_verdicts
 from deepsift.verdicts.aggregation import UnknownAggregationError, aggregate
 from deepsift.verdicts.labels import Thresholds, verdict_for
@@ -279,3 +279,17 @@ def test_executors_score_from_the_shipped_files_without_the_mlflow_store(
     expected = scan.registry.load_scorer(scan.v1.version, device="cpu").score(scan.crops)
     np.testing.assert_allclose([row.score for row in rows], expected, atol=1e-6)
     assert not (tmp_path / "no-such-store").exists()
+
+
+def test_detect_tasks_are_sized_by_the_crops_bytes(spark):
+    """A few crops are one detect task (one Python worker loads the model); megabytes of crops are one
+    task per core. The crops are random bytes, as incompressible in the shuffle as JPEG."""
+
+    def tasks(crops: int, crop_bytes: int) -> int:
+        rows = [(index, os.urandom(crop_bytes)) for index in range(crops)]
+        faces = spark.createDataFrame(rows, "face_index int, crop binary").repartition(8)
+        scored = sized_for_detect(faces).mapInArrow(lambda batches: batches, faces.schema)
+        return scored.checkpoint(eager=True).rdd.getNumPartitions()
+
+    assert tasks(32, 3_000) == 1
+    assert tasks(400, 20_000) == spark.sparkContext.defaultParallelism == 2

@@ -58,11 +58,6 @@ ran the network (``torch``, or ``onnxruntime`` on a CPU: ``FaceScorer.engine``).
 
 ArrowUdf = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
-MIN_FACES_PER_TASK = 256
-"""Faces a detect task gets before another task is started: every task's Python worker loads the model
-(seconds of imports and loading), in which one CPU core scores a few hundred faces itself."""
-
-
 class GpuSchedulingError(DeepsiftError, RuntimeError):
     """The detect stage cannot get the GPUs it is configured for; the message names the settings."""
 
@@ -161,17 +156,6 @@ def detect_udf(
             ).append_column("detect_engine", pa.array([engine] * scored.num_rows, pa.string()))
 
     return score_partition
-
-
-def detect_partitions(faces: int, parallelism: int) -> int:
-    """Detect tasks for ``faces`` crops: one per :data:`MIN_FACES_PER_TASK`, at most ``parallelism``, at least one.
-
-    A one-clip scan's 32 crops then start one Python worker that loads the model, not one per core.
-
-    >>> detect_partitions(32, parallelism=2), detect_partitions(2955, parallelism=2), detect_partitions(0, parallelism=2)
-    (1, 2, 1)
-    """
-    return max(1, min(parallelism, math.ceil(faces / MIN_FACES_PER_TASK)))
 
 
 def is_local_master(master: str) -> bool:

@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from deepsift.config import Config
-from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_partitions, detect_udf, plan_detect
+from deepsift.detect.devices import DETECT_OUTPUT_SCHEMA, detect_udf, plan_detect
 from deepsift.lake.tables import (
     EXTRACTIONS,
     FACE_SCORES,
@@ -148,9 +148,7 @@ def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSu
     def scored_pass(faces: DataFrame) -> DataFrame:
         """One pass of the detect UDF over ``faces``, as checkpointed ``face_scores`` rows."""
         return _score_rows(
-            faces.repartition(detect_partitions(faces.count(), spark.sparkContext.defaultParallelism))
-            .mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile),
-            run,
+            sized_for_detect(faces).mapInArrow(detect, DETECT_OUTPUT_SCHEMA, profile=profile), run
         ).checkpoint(eager=True)
 
     scored = _score_in_passes(spark, config, run, faces, scored_pass)
@@ -172,6 +170,17 @@ def score_faces(spark: SparkSession, config: Config, run: ScoringRun) -> ScoreSu
         totals["paths"] or None,
         totals["engines"] or None,
     )
+
+
+def sized_for_detect(faces: DataFrame) -> DataFrame:
+    """``faces`` rebalanced, so that adaptive execution sizes the detect tasks from the crops' bytes.
+
+    A task gets at least ``spark.sql.adaptive.coalescePartitions.minPartitionSize`` (1 MB, some 40 to 300
+    crops) and there is one per core while there is enough: a one-clip scan is one task, so one Python
+    worker loads the model, not one per core, and no count of the faces (a job over the same joins) is
+    needed to decide it.
+    """
+    return faces.hint("rebalance")
 
 
 def _unscored_faces(spark: SparkSession, config: Config, run: ScoringRun) -> DataFrame:
