@@ -4,7 +4,8 @@ Commands run back to back, started at the same moment, interrupted with Ctrl-C (
 command's process group, as a terminal sends it). The back-to-back cycle also checks what each command
 prints (no routine Spark, PySpark or log4j line, no deepsift warning for these clean clips, a progress
 bar that ends complete, Spark's own log with ``--verbose``) and the driver JVM's class-data archive
-(written by the first command, mapped by the next, ignored silently once damaged): each JVM start
+(written by the first command, mapped by the next, ignored silently once damaged) and default options
+(compiler, code cache, collector, as the JVM itself prints them): each JVM start
 costs 15 to 60 s on two cores, so one cycle of commands carries every check that needs a command run
 on a fresh home. Every home gets the session's cached jars and one MLflow store with a tiny untrained
 ``@champion`` (verdicts are not the point here). The clips are small and the back-to-back rounds two:
@@ -49,6 +50,8 @@ SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|W
 PYSPARK_LOG_LINE = re.compile(r'^\{"ts": "[^"]*", "level": "\w+"', re.MULTILINE)
 """A line of PySpark's own JSON logger (a failed query, caught or not, with its Java stack trace)."""
 DEEPSIFT_WARNING = re.compile(r"^WARNING (deepsift\.[\w.]+): (.*)$", re.MULTILINE)
+JVM_FLAG = re.compile(r"^\s*\S+\s+(\w+)\s+=\s+(\S+)", re.MULTILINE)
+"""A line of ``-XX:+PrintFlagsFinal``: type, name, ``=``, value, then where the value came from."""
 WAITED = "the metastore is in use by"
 """How a command says it waits for another process to let go of the metastore."""
 
@@ -113,7 +116,9 @@ def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_u
     and prints no routine Spark, PySpark or log4j line, no deepsift warning (nothing in these clips needs
     a user's attention) and a progress bar that ends complete. The first command writes the archive and
     the second starts from it; in the second round ``--verbose`` brings Spark's own log back, and the
-    last command starts, silently, without the archive, which has been damaged."""
+    last command starts, silently, without the archive, which has been damaged. The first round's report
+    prints its JVM's final flags: the default compiler, code cache and collector reached it. Each
+    command is a new process reading the catalog and tables the ones before it wrote."""
     cache = tmp_path / "user-cache"
     env = env_for() | {"XDG_CACHE_HOME": str(cache)}
     clips = [str(media_dir / "faces" / clip) for clip in CLIPS]
@@ -132,6 +137,8 @@ def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_u
             extra_env = {}
             if round_ == 0 and command[0] == "extract":  # _JAVA_OPTIONS come after the command's own options
                 extra_env = {"_JAVA_OPTIONS": f"-Xlog:class+load=info:file={loading}"}
+            if round_ == 0 and command[0] == "report":  # the JVM prints every flag's final value to stdout
+                extra_env = {"_JAVA_OPTIONS": "-XX:+PrintFlagsFinal"}
             if round_ == 1 and command[0] == "report":
                 _damage_the_archive(cache)
             started = time.monotonic()
@@ -155,6 +162,11 @@ def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_u
             if round_ == 0 and command[0] == "extract":
                 assert "org.apache.spark.SparkContext source: shared objects file (top)" in loading.read_text()
                 assert {row["face_detector"].split(":")[0] for row in _table(env, "extractions")} == {"yunet"}
+            if round_ == 0 and command[0] == "report":  # the defaults spark.driver_jit: quick, spark.driver_gc: parallel
+                flags = dict(JVM_FLAG.findall(done.stdout))
+                assert flags["TieredStopAtLevel"] == "1", flags.get("TieredStopAtLevel")
+                assert flags["ReservedCodeCacheSize"] == str(240 << 20)  # not the client compiler's 48 MB
+                assert flags["UseParallelGC"] == "true" and flags["UseG1GC"] == "false"
             if round_ == 1 and command[0] == "report":  # it started without the damaged archive, saying nothing
                 assert "cds" not in done.stderr.lower() and "archive" not in done.stderr.lower(), done.stderr
     print(f"seconds per command over {ROUNDS} rounds: {seconds}")

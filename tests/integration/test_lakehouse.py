@@ -1,10 +1,9 @@
-"""The lakehouse: Delta tables in a persistent catalog, visible by name from a new process."""
+"""The lakehouse: Delta tables in a persistent catalog. That a new process sees them by name, and that a
+command's driver JVM gets the default compiler and collector options, the back-to-back command cycle
+checks (``tests/integration/test_command_lifecycle.py``), where every command is a new process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from datetime import date
 
 from deepsift.lake.tables import (
@@ -62,49 +61,10 @@ def test_a_run_appended_twice_from_the_same_table_version_is_written_once(spark,
     ]
 
 
-def test_tables_are_queryable_by_name_from_a_new_process(tmp_path):
-    """Two separate Python processes share the catalog through the Derby metastore under ``home``; the
-    reading one's JVM runs with the default compiler and collector options (``spark.driver_jit: quick``,
-    ``spark.driver_gc: parallel``)."""
-    script = textwrap.dedent(
-        """
-        import sys
-        from deepsift.config import load_config
-        from deepsift.lake.session import build_spark_session
-        config = load_config(environ={}, overrides={"home": sys.argv[1], "spark.master": "local[1]"})
-        spark = build_spark_session(config)
-        if sys.argv[2] == "write":
-            spark.sql("CREATE TABLE deepsift.probe_table (n INT) USING DELTA")
-            spark.sql("INSERT INTO deepsift.probe_table VALUES (1), (2), (3)")
-        else:
-            print("COUNT", spark.sql("SELECT count(*) FROM deepsift.probe_table").first()[0])
-            from deepsift.lake.session import QUICK_JIT_OPTION
-            jvm = spark.sparkContext._jvm
-            runtime = jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-            print("QUICK_JIT", QUICK_JIT_OPTION in list(runtime.getInputArguments()))
-            hotspot = jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
-            diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(hotspot)
-            print("CODE_CACHE_MB", int(diagnostics.getVMOption("ReservedCodeCacheSize").getValue()) >> 20)
-            collectors = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
-            print("COLLECTORS", sorted(collector.getName() for collector in collectors))
-        """
-    )
-    # Embedded Derby admits one JVM at a time, and this test session's own Spark holds another home.
-    for mode in ("write", "read"):
-        result = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path), mode], capture_output=True, text=True, timeout=300, check=False
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert "COUNT 3" in result.stdout
-    assert "QUICK_JIT True" in result.stdout  # the default, spark.driver_jit: quick, reached that JVM
-    assert "CODE_CACHE_MB 240" in result.stdout  # not the client compiler's 48 MB, which a long command fills
-    assert "COLLECTORS ['PS MarkSweep', 'PS Scavenge']" in result.stdout  # spark.driver_gc: parallel, the default
-
-
 def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):
     """``spark.driver_jit: full`` (the test session's: its JVM lives the whole run) reaches the real
-    driver JVM as the absence of the quick option; the default's presence is checked by the new-process
-    test above."""
+    driver JVM as the absence of the quick option; the default's presence is checked on a command's JVM by
+    the back-to-back command cycle."""
     from deepsift.lake.session import QUICK_JIT_OPTION
 
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()  # noqa: SLF001
