@@ -40,6 +40,20 @@ CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 
 
 MASTER_PATTERN = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[.+\]|spark://.+|k8s://.+|yarn")
+_MEMORY_SIZE = re.compile(r"(\d+)([kmgt]?)b?", re.IGNORECASE)
+
+
+def memory_bytes(size: str) -> int:
+    """The bytes in a JVM memory size as Spark reads one: a number of bytes, or of KiB, MiB, GiB or TiB.
+
+    >>> memory_bytes("4g"), memory_bytes("512M"), memory_bytes("1024")
+    (4294967296, 536870912, 1024)
+    """
+    match = _MEMORY_SIZE.fullmatch(size)
+    if match is None:
+        raise ValueError("must be a number of bytes, or a number followed by k, m, g or t (e.g. 512m, 4g)")
+    number, unit = match.groups()
+    return int(number) * 1024 ** "bkmgt".index(unit.lower() or "b")
 
 
 class ConfigError(DeepsiftError, ValueError):
@@ -61,6 +75,8 @@ class SparkConfig(_Section):
     master: str = "local[*]"
     app_name: str = "deepsift"
     driver_memory: str = "4g"
+    """The driver JVM's heap (``spark.driver.memory``); it starts with half of it (see
+    ``deepsift.lake.session.initial_heap_option``)."""
     shuffle_partitions: int = Field(8, ge=1)
     maven_repo: str = "https://repo1.maven.org/maven2"
     """Where the Delta jars are fetched from, once (a corporate mirror works too)."""
@@ -98,6 +114,12 @@ class SparkConfig(_Section):
     def _known_master(cls, value: str) -> str:
         if not MASTER_PATTERN.fullmatch(value):
             raise ValueError("must be one of: local, local[N], local[*], local[N,F], spark://host:port, k8s://url, yarn")
+        return value
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        memory_bytes(value)
         return value
 
 

@@ -167,6 +167,8 @@ def test_commands_run_back_to_back_find_the_metastore_free_and_say_only_what_a_u
                 assert flags["TieredStopAtLevel"] == "1", flags.get("TieredStopAtLevel")
                 assert flags["ReservedCodeCacheSize"] == str(240 << 20)  # not the client compiler's 48 MB
                 assert flags["UseParallelGC"] == "true" and flags["UseG1GC"] == "false"
+                assert flags["MetaspaceSize"] == str(256 << 20)  # not HotSpot's 21 MB
+                assert flags["InitialHeapSize"] == str(512 << 20)  # half of the tests' spark.driver_memory, 1g
             if round_ == 1 and command[0] == "report":  # it started without the damaged archive, saying nothing
                 assert "cds" not in done.stderr.lower() and "archive" not in done.stderr.lower(), done.stderr
     print(f"seconds per command over {ROUNDS} rounds: {seconds}")

@@ -51,6 +51,26 @@ def test_bad_master_names_allowed_prefixes():
         load_config(environ={"DEEPSIFT_SPARK__MASTER": "localhost:7077"})
 
 
+def test_bad_driver_memory_says_what_a_size_looks_like():
+    with pytest.raises(ConfigError, match=r"spark\.driver_memory.*followed by k, m, g or t.*'4 gigs'"):
+        load_config(environ={"DEEPSIFT_SPARK__DRIVER_MEMORY": "4 gigs"})
+
+
+def test_the_driver_jvm_starts_with_half_its_heap_and_room_for_class_metadata(tmp_path):
+    """Without both, a one-clip scan's driver ran two full collections for class metadata and two more
+    while its heap grew from HotSpot's small default start (docs/benchmarks.md)."""
+    from deepsift.lake.session import DRIVER_METASPACE_OPTION, spark_conf
+
+    def driver_options(**overrides: str) -> list[str]:
+        config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
+        return spark_conf(config)["spark.driver.extraJavaOptions"].split()
+
+    assert DRIVER_METASPACE_OPTION == "-XX:MetaspaceSize=256m"
+    assert DRIVER_METASPACE_OPTION in driver_options()
+    assert "-Xms2048m" in driver_options()  # the default spark.driver_memory, 4g
+    assert "-Xms384m" in driver_options(**{"spark.driver_memory": "768m"})
+
+
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml", environ={})
