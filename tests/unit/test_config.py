@@ -69,6 +69,10 @@ def test_the_driver_jvm_starts_with_half_its_heap_and_room_for_class_metadata(tm
     assert DRIVER_METASPACE_OPTION in driver_options()
     assert "-Xms2048m" in driver_options()  # the default spark.driver_memory, 4g
     assert "-Xms384m" in driver_options(**{"spark.driver_memory": "768m"})
+    # a heap set through spark.extra_conf is the one the JVM gets: an initial heap above it would stop the JVM
+    assert "-Xms512m" in driver_options(**{"spark.extra_conf": {"spark.driver.memory": "1g"}})
+    with pytest.raises(ConfigError, match=r"spark\.extra_conf: spark\.driver\.memory must be a number.*'lots'"):
+        driver_options(**{"spark.extra_conf": {"spark.driver.memory": "lots"}})
 
 
 def test_missing_and_malformed_files(tmp_path):

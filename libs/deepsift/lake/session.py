@@ -119,6 +119,16 @@ def initial_heap_option(driver_memory: str) -> str:
     return f"-Xms{memory_bytes(driver_memory) // 2 // 1024**2}m"
 
 
+def _driver_memory(config: Config) -> str:
+    """The driver's heap as the session will ask for it: ``spark.extra_conf`` may set it too, and wins."""
+    memory = config.spark.extra_conf.get("spark.driver.memory", config.spark.driver_memory)
+    try:
+        memory_bytes(memory)
+    except ValueError as error:
+        raise ConfigError(f"config key spark.extra_conf: spark.driver.memory {error} (given: {memory!r})") from None
+    return memory
+
+
 def spark_conf(config: Config) -> dict[str, str]:
     """Every Spark setting deepsift relies on, for a session here or for spark-submit elsewhere.
 
@@ -134,7 +144,7 @@ def spark_conf(config: Config) -> dict[str, str]:
         java_options.extend((QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE))
     if not any(_COLLECTOR_OPTION.search(os.environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES):
         java_options.append(DRIVER_GC_OPTIONS[config.spark.driver_gc])
-    java_options.extend((DRIVER_METASPACE_OPTION, initial_heap_option(config.spark.driver_memory)))
+    java_options.extend((DRIVER_METASPACE_OPTION, initial_heap_option(_driver_memory(config))))
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
