@@ -61,7 +61,7 @@ def test_the_driver_jvm_starts_with_half_its_heap_and_room_for_class_metadata(tm
     while its heap grew from HotSpot's small default start (docs/benchmarks.md)."""
     from deepsift.lake.session import DRIVER_METASPACE_OPTION, spark_conf
 
-    def driver_options(**overrides: str) -> list[str]:
+    def driver_options(**overrides: object) -> list[str]:
         config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
         return spark_conf(config)["spark.driver.extraJavaOptions"].split()
 

@@ -119,14 +119,14 @@ def initial_heap_option(driver_memory: str) -> str:
     return f"-Xms{memory_bytes(driver_memory) // 2 // 1024**2}m"
 
 
-def _driver_memory(config: Config) -> str:
-    """The driver's heap as the session will ask for it: ``spark.extra_conf`` may set it too, and wins."""
+def _initial_heap(config: Config) -> str:
+    """:func:`initial_heap_option` of the heap the session asks for: ``spark.extra_conf`` may set
+    ``spark.driver.memory`` too, and wins (an initial heap above the maximum stops the JVM at start)."""
     memory = config.spark.extra_conf.get("spark.driver.memory", config.spark.driver_memory)
     try:
-        memory_bytes(memory)
+        return initial_heap_option(memory)
     except ValueError as error:
         raise ConfigError(f"config key spark.extra_conf: spark.driver.memory {error} (given: {memory!r})") from None
-    return memory
 
 
 def spark_conf(config: Config) -> dict[str, str]:
@@ -144,7 +144,7 @@ def spark_conf(config: Config) -> dict[str, str]:
         java_options.extend((QUICK_JIT_OPTION, QUICK_JIT_CODE_CACHE))
     if not any(_COLLECTOR_OPTION.search(os.environ.get(variable, "")) for variable in JVM_OPTION_VARIABLES):
         java_options.append(DRIVER_GC_OPTIONS[config.spark.driver_gc])
-    java_options.extend((DRIVER_METASPACE_OPTION, initial_heap_option(_driver_memory(config))))
+    java_options.extend((DRIVER_METASPACE_OPTION, _initial_heap(config)))
     conf = {
         "spark.jars": ",".join(str(jar) for jar in jars),
         # The read-only SQL guard is loaded everywhere and enforces only where spark.deepsift.sql.readOnly=true.
