@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deepsift.config import ConfigError, load_config
+
+
+def driver_options(home: Path, **overrides: object) -> list[str]:
+    """The driver JVM's options in the conf every session and spark-submit use, for the config with
+    ``overrides`` over ``home``; the conf is pure, so no jar is needed to compute it."""
+    from deepsift.lake.session import spark_conf
+
+    config = load_config(environ={}, overrides={"home": str(home), **overrides})
+    return spark_conf(config)["spark.driver.extraJavaOptions"].split()
 
 
 def test_defaults_are_the_embedded_setup():
@@ -59,20 +70,16 @@ def test_bad_driver_memory_says_what_a_size_looks_like():
 def test_the_driver_jvm_starts_with_half_its_heap_and_room_for_class_metadata(tmp_path):
     """Without both, a one-clip scan's driver ran two full collections for class metadata and two more
     while its heap grew from HotSpot's small default start (docs/benchmarks.md)."""
-    from deepsift.lake.session import DRIVER_METASPACE_OPTION, spark_conf
-
-    def driver_options(**overrides: object) -> list[str]:
-        config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
-        return spark_conf(config)["spark.driver.extraJavaOptions"].split()
+    from deepsift.lake.session import DRIVER_METASPACE_OPTION
 
     assert DRIVER_METASPACE_OPTION == "-XX:MetaspaceSize=256m"
-    assert DRIVER_METASPACE_OPTION in driver_options()
-    assert "-Xms2048m" in driver_options()  # the default spark.driver_memory, 4g
-    assert "-Xms384m" in driver_options(**{"spark.driver_memory": "768m"})
+    assert DRIVER_METASPACE_OPTION in driver_options(tmp_path)
+    assert "-Xms2048m" in driver_options(tmp_path)  # the default spark.driver_memory, 4g
+    assert "-Xms384m" in driver_options(tmp_path, **{"spark.driver_memory": "768m"})
     # a heap set through spark.extra_conf is the one the JVM gets: an initial heap above it would stop the JVM
-    assert "-Xms512m" in driver_options(**{"spark.extra_conf": {"spark.driver.memory": "1g"}})
+    assert "-Xms512m" in driver_options(tmp_path, **{"spark.extra_conf": {"spark.driver.memory": "1g"}})
     with pytest.raises(ConfigError, match=r"spark\.extra_conf: spark\.driver\.memory must be a number.*'lots'"):
-        driver_options(**{"spark.extra_conf": {"spark.driver.memory": "lots"}})
+        driver_options(tmp_path, **{"spark.extra_conf": {"spark.driver.memory": "lots"}})
 
 
 def test_missing_and_malformed_files(tmp_path):
@@ -86,41 +93,33 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_the_driver_jvm_compiles_quickly_unless_told_otherwise(tmp_path):
     """``spark.driver_jit`` decides the driver JVM's compiler option in the conf every session and
-    spark-submit uses; the conf is pure, so no jar is needed to compute it."""
-    from deepsift.lake.session import QUICK_JIT_CODE_CACHE, QUICK_JIT_OPTION, spark_conf
-
-    def driver_options(**overrides: str) -> list[str]:
-        config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
-        return spark_conf(config)["spark.driver.extraJavaOptions"].split()
+    spark-submit uses."""
+    from deepsift.lake.session import QUICK_JIT_CODE_CACHE, QUICK_JIT_OPTION
 
     assert QUICK_JIT_OPTION == "-XX:TieredStopAtLevel=1"
-    assert QUICK_JIT_OPTION in driver_options()
-    assert QUICK_JIT_CODE_CACHE in driver_options()  # else the client compiler's 48 MB fill up and it stops
-    assert QUICK_JIT_OPTION not in driver_options(**{"spark.driver_jit": "full"})
-    assert QUICK_JIT_CODE_CACHE not in driver_options(**{"spark.driver_jit": "full"})
+    assert QUICK_JIT_OPTION in driver_options(tmp_path)
+    assert QUICK_JIT_CODE_CACHE in driver_options(tmp_path)  # else the client compiler's 48 MB fill up and it stops
+    assert QUICK_JIT_OPTION not in driver_options(tmp_path, **{"spark.driver_jit": "full"})
+    assert QUICK_JIT_CODE_CACHE not in driver_options(tmp_path, **{"spark.driver_jit": "full"})
     with pytest.raises(ConfigError, match=r"spark\.driver_jit.*'quick' or 'full'"):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_JIT": "fast"})
 
 
 def test_the_driver_jvm_collects_with_the_parallel_collector_unless_g1_is_asked_for(tmp_path, monkeypatch):
-    from deepsift.lake.session import DRIVER_GC_OPTIONS, JVM_OPTION_VARIABLES, spark_conf
+    from deepsift.lake.session import DRIVER_GC_OPTIONS, JVM_OPTION_VARIABLES
 
     for variable in JVM_OPTION_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
 
-    def driver_options(**overrides: str) -> list[str]:
-        config = load_config(environ={}, overrides={"home": str(tmp_path), **overrides})
-        return spark_conf(config)["spark.driver.extraJavaOptions"].split()
-
     assert DRIVER_GC_OPTIONS == {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
     collectors = set(DRIVER_GC_OPTIONS.values())
-    assert collectors & set(driver_options()) == {"-XX:+UseParallelGC"}
-    assert collectors & set(driver_options(**{"spark.driver_gc": "g1"})) == {"-XX:+UseG1GC"}
+    assert collectors & set(driver_options(tmp_path)) == {"-XX:+UseParallelGC"}
+    assert collectors & set(driver_options(tmp_path, **{"spark.driver_gc": "g1"})) == {"-XX:+UseG1GC"}
     with pytest.raises(ConfigError, match=r"spark\.driver_gc.*'parallel' or 'g1'"):
         load_config(environ={"DEEPSIFT_SPARK__DRIVER_GC": "zgc"})
     # a collector in the environment's JVM options wins: HotSpot would refuse to start with two
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xss2m -XX:+UseSerialGC")
-    assert collectors & set(driver_options()) == set()
+    assert collectors & set(driver_options(tmp_path)) == set()
 
 
 def test_queries_are_interpreted_unless_compiled_is_asked_for(tmp_path):
