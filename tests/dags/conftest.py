@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from tests.dags.sandbox import LOCAL_SPARK, REPO_ROOT, AirflowSandbox, clean_env
 
 
 @pytest.fixture(scope="session")
-def airflow_sandbox(tmp_path_factory: pytest.TempPathFactory, yunet_model: Path) -> AirflowSandbox:
+def airflow_sandbox(tmp_path_factory: pytest.TempPathFactory, yunet_model: Path) -> Iterator[AirflowSandbox]:
     """Airflow on a fresh SQLite metadata DB (``airflow db migrate``, as ``dag.test()`` needs), the DAGs
-    from ``dags/``, ``spark_default`` on ``local[2]``, and deepsift pointed at a temporary home."""
+    from ``dags/``, ``spark_default`` on ``local[2]``, and deepsift pointed at a temporary home; its DAG
+    runner process is stopped at the end of the session."""
     root = tmp_path_factory.mktemp("airflow-sandbox")
     home, uploads = root / "deepsift-home", root / "uploads"
     uploads.mkdir()
@@ -41,4 +43,6 @@ def airflow_sandbox(tmp_path_factory: pytest.TempPathFactory, yunet_model: Path)
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
     )
-    return AirflowSandbox(env, home, uploads)
+    sandbox = AirflowSandbox(env, home, uploads)
+    yield sandbox
+    sandbox.close()

@@ -1,20 +1,29 @@
-"""Parse or run the DAGs in a fresh interpreter and write what happened as JSON; the DAG tests start it.
+"""Parse or run the DAGs in an interpreter of their own and write what happened as JSON; the DAG tests
+start it.
 
-Airflow reads its settings (``AIRFLOW_HOME``, the metadata DB, connections) from the environment
-when it is imported, so every call gets its own process with the environment the test prepared.
+Airflow reads its settings (``AIRFLOW_HOME``, the metadata DB) from the environment when it is
+imported, so the process starts with the environment the test prepared.
 
 ``python dag_runner.py describe OUT`` parses ``dags/`` and writes each DAG's settings, the import
-errors and which heavy modules parsing loaded. ``python dag_runner.py test DAG_ID LOGICAL_DATE OUT
-[--conf JSON] [--retry-delay-s S]`` runs one DAG with ``dag.test()`` and writes the run's state and
-each task's state and try number.
+errors and which heavy modules parsing loaded (a fresh interpreter, so the list is parsing's alone).
+``python dag_runner.py serve`` runs DAGs with ``dag.test()`` one request at a time: each line on
+standard input is a JSON request (``dag_id``, ``logical_date``, ``out``, ``log``, ``conf``,
+``retry_delay_s``, ``env``); the run's state and each task's state and try number go to ``out``,
+everything the run prints (spark-submit's children included) to ``log``, and one line ``done`` to
+standard output when it is over. Airflow's imports and its in-process execution API are built once:
+a run after the first takes about a second of Airflow's own instead of six.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,22 +96,75 @@ def run(dag_id: str, logical_date: str, out: Path, conf: str, retry_delay_s: flo
     out.write_text(json.dumps({"run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks}))
 
 
+def serve() -> None:
+    """Run the requests read from standard input, one after the other, until it closes.
+
+    The requests come on a private copy of standard input, which itself becomes ``/dev/null``: nothing a
+    task starts can read the next request. Between runs, standard output goes to standard error (the
+    runner's own log), so only the ``done`` lines reach the reply pipe.
+    """
+    requests = os.fdopen(os.dup(0), "r")
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.dup2(2, 1)
+    for line in requests:
+        request = json.loads(line)
+        with _output_to(Path(request["log"])), _environment(request["env"]):
+            try:
+                run(request["dag_id"], request["logical_date"], Path(request["out"]), request["conf"],
+                    request["retry_delay_s"])
+            except (Exception, SystemExit):  # the test fails on the missing result, showing this
+                traceback.print_exc()
+        replies.write("done\n")
+
+
+@contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """Standard output and error, of this process and of every child it starts meanwhile, into ``log``."""
+    saved = [os.dup(1), os.dup(2)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with log.open("w") as target:
+        os.dup2(target.fileno(), 1)
+        os.dup2(target.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+
+
+@contextmanager
+def _environment(changes: dict[str, str | None]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` applied (None removes a key) for one run, then as it was."""
+    saved = dict(os.environ)
+    for key, value in changes.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     describe_parser = commands.add_parser("describe")
     describe_parser.add_argument("out", type=Path)
-    test_parser = commands.add_parser("test")
-    test_parser.add_argument("dag_id")
-    test_parser.add_argument("logical_date")
-    test_parser.add_argument("out", type=Path)
-    test_parser.add_argument("--conf", default="{}")
-    test_parser.add_argument("--retry-delay-s", type=float)
+    commands.add_parser("serve")
     args = parser.parse_args()
     if args.command == "describe":
         describe(args.out)
     else:
-        run(args.dag_id, args.logical_date, args.out, args.conf, args.retry_delay_s)
+        serve()
 
 
 if __name__ == "__main__":
