@@ -10,6 +10,7 @@ configuration), never a setting Airflow read at import.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -103,32 +104,36 @@ class AirflowSandbox:
         try:
             runner.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(runner.pid, signal.SIGKILL)
-            runner.wait()
+            _kill_group(runner)
 
     def _request(self, line: str, timeout_s: float) -> bool:
-        """Send one request and wait for its ``done``; False when the runner died or ran out of time (it is
-        then stopped, with everything it started, and the next run starts a new one)."""
+        """Send one request and wait for its ``done``; False when the runner died or ran out of time. A runner
+        whose run did not end (that, or the test interrupted meanwhile) is stopped with everything it
+        started, so no late ``done`` answers the next request; the next run starts a new one."""
         if self._runner is None or self._runner.poll() is not None:
-            self._runner = subprocess.Popen(
-                [sys.executable, str(RUNNER), "serve"],
-                env=self.env, cwd=REPO_ROOT, text=True, start_new_session=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._runner_log_path().open("a"),
-            )
+            with self._runner_log_path().open("a") as runner_log:
+                self._runner = subprocess.Popen(
+                    [sys.executable, str(RUNNER), "serve"],
+                    env=self.env, cwd=REPO_ROOT, text=True, start_new_session=True,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=runner_log,
+                )
         runner = self._runner
         assert runner.stdin is not None and runner.stdout is not None
-        runner.stdin.write(line + "\n")
-        runner.stdin.flush()
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            if select.select([runner.stdout], [], [], left)[0]:
-                if runner.stdout.readline() == "done\n":
-                    return True
-                break  # end of output: the runner died
-        os.killpg(runner.pid, signal.SIGKILL)
-        runner.wait()
-        self._runner = None
-        return False
+        finished = False
+        try:
+            runner.stdin.write(line + "\n")
+            runner.stdin.flush()
+            deadline = time.monotonic() + timeout_s
+            while not finished and (left := deadline - time.monotonic()) > 0:
+                if select.select([runner.stdout], [], [], left)[0]:
+                    if runner.stdout.readline() != "done\n":
+                        break  # end of output: the runner died
+                    finished = True
+        finally:
+            if not finished:
+                _kill_group(runner)
+                self._runner = None
+        return finished
 
     def _runner_log_path(self) -> Path:
         return self.deepsift_home.parent / "dag-runner.log"
@@ -136,3 +141,10 @@ class AirflowSandbox:
     def _runner_log(self) -> str:
         path = self._runner_log_path()
         return path.read_text() if path.exists() else ""
+
+
+def _kill_group(runner: subprocess.Popen) -> None:
+    """Kill the runner's process group (the runner, and the spark-submit it may be waiting for) and reap it."""
+    with contextlib.suppress(ProcessLookupError):  # none of the group is left
+        os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait()
