@@ -7,7 +7,7 @@ imported, so the process starts with the environment the test prepared.
 ``python dag_runner.py describe OUT`` parses ``dags/`` and writes each DAG's settings, the import
 errors and which heavy modules parsing loaded (a fresh interpreter, so the list is parsing's alone).
 ``python dag_runner.py serve`` runs DAGs with ``dag.test()`` one request at a time: each line on
-standard input is a JSON request (``dag_id``, ``logical_date``, ``out``, ``log``, ``conf``,
+standard input is a JSON request (``dag_id``, ``logical_date``, ``out``, ``log``,
 ``retry_delay_s``, ``env``); the run's state and each task's state and try number go to ``out``,
 everything the run prints (spark-submit's children included) to ``log``, and one line ``done`` to
 standard output when it is over. Airflow's imports and its in-process execution API are built once:
@@ -84,14 +84,14 @@ def _settings(dag: Any) -> dict[str, Any]:
     }
 
 
-def run(dag_id: str, logical_date: str, out: Path, conf: str, retry_delay_s: float | None) -> None:
+def run(dag_id: str, logical_date: str, out: Path, retry_delay_s: float | None) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(DAGS_DIR)).dags[dag_id]
     if retry_delay_s is not None:
         for task in dag.tasks:
             task.retry_delay = timedelta(seconds=retry_delay_s)
-    dag_run = dag.test(logical_date=datetime.fromisoformat(logical_date), run_conf=json.loads(conf))
+    dag_run = dag.test(logical_date=datetime.fromisoformat(logical_date))
     tasks = {ti.task_id: {"state": str(ti.state), "try_number": ti.try_number} for ti in dag_run.get_task_instances()}
     out.write_text(json.dumps({"run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks}))
 
@@ -107,13 +107,13 @@ def serve() -> None:
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     nothing = os.open(os.devnull, os.O_RDONLY)
     os.dup2(nothing, 0)
+    os.close(nothing)
     os.dup2(2, 1)
     for line in requests:
         request = json.loads(line)
         with _output_to(Path(request["log"])), _environment(request["env"]):
             try:
-                run(request["dag_id"], request["logical_date"], Path(request["out"]), request["conf"],
-                    request["retry_delay_s"])
+                run(request["dag_id"], request["logical_date"], Path(request["out"]), request["retry_delay_s"])
             except (Exception, SystemExit):  # the test fails on the missing result, showing this
                 traceback.print_exc()
         replies.write("done\n")

@@ -82,7 +82,7 @@ class AirflowSandbox:
         out, log = stem.with_suffix(".json"), stem.with_suffix(".log")
         request = {
             "dag_id": dag_id, "logical_date": logical_date.isoformat(), "out": str(out), "log": str(log),
-            "conf": "{}", "retry_delay_s": retry_delay_s, "env": changes,
+            "retry_delay_s": retry_delay_s, "env": changes,
         }
         finished = self._request(json.dumps(request), timeout_s)
         output = log.read_text() if log.exists() else ""
