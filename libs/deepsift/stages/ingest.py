@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -139,10 +140,13 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         raise NoInputError(f"no files found in {', '.join(inputs) or '(no input given)'}")
     check = credential_check(config)
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, (VIDEOS,) if check is None else (VIDEOS, PROVENANCE))
-
-    probed = _probe_files(spark, listing.uris, config.decode, check, ingest_date or started.date(), started)
-    probed = probed.checkpoint(eager=True)  # reliable: a lost executor cannot take the probe results with it
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The tables are created or checked while the files are probed, which needs no catalog: the probe
+        # keeps a Python worker busy, the catalog the driver JVM.
+        tables_ready = background.submit(ensure_tables, spark, schema, (VIDEOS,) if check is None else (VIDEOS, PROVENANCE))
+        probed = _probe_files(spark, listing.uris, config.decode, check, ingest_date or started.date(), started)
+        probed = probed.checkpoint(eager=True)  # reliable: a lost executor cannot take the probe results with it
+        tables_ready.result()
     new_videos = _merge_videos(spark, schema, probed)
     # one pass over the checkpointed rows for both summaries
     reason = F.when(F.col("probe_status") == "error", F.split("probe_error", ":")[0])
