@@ -308,6 +308,7 @@ def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TI
             if (session := SparkSession.getActiveSession()) is not None:
                 if interrupted:
                     session.sparkContext.setLogLevel("OFF")
+                _stop_accumulator_server_meanwhile(session.sparkContext)
                 session.stop()
         except Py4JError:  # the JVM is gone or unreachable already; what matters is that it has exited
             pass
@@ -321,6 +322,20 @@ def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TI
     if _lease is not None:
         _lease.release()
         _lease = None
+
+
+def _stop_accumulator_server_meanwhile(context: SparkContext) -> None:
+    """Stop PySpark's accumulator server on a thread of its own, while the JVM stops and exits.
+
+    ``SparkContext.stop()`` stops it last and waits for it, and the server notices only between its
+    one-second polls (half a second on average, measured 0.34 s of a one-clip scan); no task runs any
+    more at this point, so nothing has an update to send it.
+    """
+    server = getattr(context, "_accumulatorServer", None)  # PySpark keeps it only here
+    if server is None:
+        return
+    context._accumulatorServer = None  # type: ignore[assignment]  # noqa: SLF001 - stop() must not wait for it
+    threading.Thread(target=server.shutdown, name="accumulator-server-stop", daemon=True).start()
 
 
 @contextmanager
