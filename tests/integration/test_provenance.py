@@ -185,3 +185,21 @@ def test_the_daily_report_counts_and_shows_credentials(spark, trusted, judged):
         "altered.mp4": ("invalid", False),
         "unsigned.mp4": ("none", False),
     }
+
+
+def test_a_run_judging_everything_authentic_still_queues_a_video_with_invalid_credentials(spark, trusted, judged):
+    """Given its verdict counts, a run with no flag looks for invalid credentials before it skips the
+    queue: here the lake holds one (written, so the table is past its first version). Last in the module:
+    it adds a second model version's verdict on another date."""
+    schema = trusted.lake.schema_name
+    altered = next(video_id for video_id, name in judged.items() if name == "altered.mp4")
+    run_id = "scan-2026-12-02-provenance-fixture-v2-pp-test"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    verdict = (altered, "provenance-fixture", 2, "pp-test", 0.2, "authentic", None, "mean", 8, 8, run_id, now,
+               date(2026, 12, 2), 8)
+    merge_insert_new(spark, schema, VERDICTS, spark.createDataFrame([verdict], VERDICTS.columns))
+    assert enqueue_flagged(spark, trusted, run_id, {"authentic": 1}) == 1
+    queued = spark.table(f"{schema}.moderation_queue").where(F.col("model_version") == 2).collect()
+    assert [(judged[row.video_id], row.verdict, row.provenance_status) for row in queued] == [
+        ("altered.mp4", "authentic", "invalid")
+    ]

@@ -39,6 +39,7 @@ from deepsift.lake.tables import (
     ReviewStatus,
     ensure_tables,
     merge_insert_new,
+    table_version,
 )
 from deepsift.progress import step
 from deepsift.provenance.credentials import ProvenanceStatus
@@ -69,6 +70,8 @@ def _may_queue(spark: SparkSession, schema: str, by_verdict: Mapping[str, int]) 
     if not by_verdict.get(str(Verdict.AUTHENTIC), 0):
         return False
     ensure_tables(spark, schema, (PROVENANCE,))
+    if table_version(spark, schema, PROVENANCE) == 0:  # never written since its creation: no row at all
+        return False
     invalid = spark.table(PROVENANCE.qualified(schema)).where(F.col("status") == str(ProvenanceStatus.INVALID))
     return bool(invalid.limit(1).count())
 
