@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -315,34 +316,43 @@ def _registry(config: Config) -> DetectorRegistry:
     return DetectorRegistry(config.mlflow, config.home)
 
 
-def _session(config: Config) -> SparkSession:
+def _session(config: Config, python_workers: bool = False) -> SparkSession:
+    """The command's SparkSession. ``python_workers``: the command runs Python workers (to probe, decode or
+    score), so one is started, with the isolated worker that probes media, while the metastore starts."""
     from deepsift.lake.session import build_spark_session
 
+    on_start = None
+    if python_workers:
+        from deepsift.stages.ingest import start_probe_worker
+
+        on_start = functools.partial(start_probe_worker, limits=config.decode)
     with console.status("starting Spark"):
-        return build_spark_session(config)
+        return build_spark_session(config, on_start)
 
 
 Prepared = TypeVar("Prepared")
 
 
-def _session_beside(config: Config, prepare: Callable[[], Prepared]) -> tuple[SparkSession, Prepared]:
+def _session_beside(
+    config: Config, prepare: Callable[[], Prepared], python_workers: bool = False
+) -> tuple[SparkSession, Prepared]:
     """Start Spark while ``prepare`` runs on a thread: the command's driver work that needs no JVM (loading
     MLflow, opening its store, resolving a model), on the core that the JVM's start leaves idle. An error
     of Spark's start is raised rather than one of ``prepare``."""
     with ThreadPoolExecutor(max_workers=1) as background:
         prepared = background.submit(prepare)
-        spark = _session(config)
+        spark = _session(config, python_workers)
         return spark, prepared.result()
 
 
 def _ingest(args: argparse.Namespace, config: Config) -> int:
-    spark = _session(config)
+    spark = _session(config, python_workers=True)
     _run_ingest(spark, config, args.paths, args.date)
     return 0
 
 
 def _extract(args: argparse.Namespace, config: Config) -> int:
-    spark = _session(config)
+    spark = _session(config, python_workers=True)
     _run_extract(spark, config)
     return 0
 
@@ -474,12 +484,12 @@ def _models_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def _scan(args: argparse.Namespace, config: Config) -> int:
-    spark, (request, model) = _session_beside(config, lambda: _prepare_scan(args, config))
+    spark, (request, model) = _session_beside(config, lambda: _prepare_scan(args, config), python_workers=True)
     from deepsift.stages.scan import run_scan
 
     with show_steps("scan"):
         outcome = run_scan(spark, config, request, model)
-    _print_scan(spark, config, outcome)
+    _print_scan(config, outcome)
     return 0
 
 
@@ -492,12 +502,12 @@ def _prepare_scan(args: argparse.Namespace, config: Config) -> tuple[ScanRequest
 
 
 def _rescore(args: argparse.Namespace, config: Config) -> int:
-    spark, info = _session_beside(config, lambda: _registry(config).resolve(args.model_version))
+    spark, info = _session_beside(config, lambda: _registry(config).resolve(args.model_version), python_workers=True)
     from deepsift.stages.scan import rescore
 
     with show_steps("rescore"):
         outcome = rescore(spark, config, args.model_version, args.date or _today(), args.since, info)
-    _print_scan(spark, config, outcome)
+    _print_scan(config, outcome)
     return 0
 
 
@@ -534,7 +544,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
     with console.status(f"generating demo clips in {args.folder}"):
         clips = ensure_demo_clips(args.folder)
     console.print(f"demo clips: {len(clips)} in {args.folder} (authentic/ and manipulated/)")
-    spark = _session(config)
+    spark = _session(config, python_workers=True)
     _run_ingest(spark, config, [str(args.folder)], None)
     authentic = DataSelection(uri_prefix=to_uri(str(args.folder / "authentic")))
     kind = "the quick starter detector" if args.corpus else "the reference placeholder detector"
@@ -544,7 +554,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         console.print(f"trained {kind} {champion.model_uri} in {trained.seconds:.0f} s")
     with show_steps("scan"):
         outcome = run_scan(spark, config, ScanRequest(scan_date=_today(), trigger="demo"))
-    _print_scan(spark, config, outcome)
+    _print_scan(config, outcome)
     return 0
 
 
@@ -652,18 +662,9 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def _print_scan(spark: SparkSession, config: Config, outcome: ScanOutcome) -> None:
-    from deepsift.lake.tables import VERDICTS, VIDEOS
-
-    schema = config.lake.schema_name
-    rows = spark.sql(
-        f"SELECT v.uri, d.verdict, d.score, d.reason FROM {VERDICTS.qualified(schema)} d "
-        f"JOIN {VIDEOS.qualified(schema)} v USING (video_id) WHERE d.run_id = :run_id "
-        "ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50",
-        args={"run_id": outcome.run_id},
-    ).collect()
+def _print_scan(config: Config, outcome: ScanOutcome) -> None:
     table = Table("video", "verdict", "score", "reason", title=f"verdicts of {outcome.run_id}")
-    for row in rows:
+    for row in outcome.verdicts.listed:
         score = "-" if row.score is None else f"{row.score:.3f}"
         table.add_row(row.uri.rsplit("/", 2)[-2] + "/" + row.uri.rsplit("/", 1)[-1], row.verdict, score, row.reason or "")
     console.print(table)

@@ -207,9 +207,21 @@ def test_a_scan_of_a_version_that_does_not_exist_says_so_and_holds_nothing_after
     assert done.returncode == 1, done.stderr[-4000:]
     assert "has no version 99; versions: 1" in done.stderr
     assert "Traceback" not in done.stderr
+    assert SPARK_LOG_LINE.findall(done.stderr) == [], done.stderr
     owner, derby = _locks(env)
     assert owner.exists(), "the command failed before it took its turn on the metastore"
     assert [lock_holder(owner), lock_holder(derby)] == [None, None]
+
+
+def test_an_ingest_of_a_folder_that_does_not_exist_says_so_and_nothing_more(env_for, tmp_path):
+    """The command starts a Python worker while the metastore starts (``build_spark_session(on_start=...)``);
+    the error that ends it first stops that warm-up without a line of Spark's log."""
+    missing = tmp_path / "uploads"
+    done = _deepsift(env_for(), "ingest", str(missing))
+    assert done.returncode == 1, done.stderr[-4000:]
+    assert f"error: no files found in {missing}" in done.stderr
+    assert SPARK_LOG_LINE.findall(done.stderr) == [], done.stderr
+    assert "Exception" not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_commands_started_together_take_turns_or_name_the_holder(env_for):

@@ -17,6 +17,7 @@ from deepsift.media.sources import to_uri
 from deepsift.reasons import Reason
 from deepsift.registry.mlflow_models import DetectorRegistry
 from deepsift.stages.scan import ContractMismatchError, ScanRequest, rescore, run_scan
+from deepsift.stages.verdicts import LISTED_VERDICTS
 
 SCAN_DATE = date(2026, 11, 20)
 
@@ -59,6 +60,21 @@ def test_exactly_one_verdict_per_video_and_model_version(spark, config, first_sc
     assert outcome.verdicts.videos == verdicts.count()
 
 
+def test_the_outcome_lists_the_verdicts_written_as_the_table_gives_them_back(spark, config, first_scan):
+    """What ``deepsift scan`` prints comes from the rows in hand, not from a query: the same list, in the
+    same order, as reading the run's verdicts back."""
+    _, outcome = first_scan
+    schema = config.lake.schema_name
+    read_back = spark.sql(
+        f"SELECT v.uri, d.verdict, d.score, d.reason FROM {schema}.verdicts d JOIN {schema}.videos v USING (video_id) "
+        "WHERE d.run_id = :run_id ORDER BY d.verdict, d.score DESC NULLS LAST, v.uri LIMIT 50",
+        args={"run_id": outcome.run_id},
+    ).collect()
+    listed = outcome.verdicts.listed
+    assert [(row.uri, row.verdict, row.score, row.reason) for row in listed] == [tuple(row) for row in read_back]
+    assert len(listed) == min(LISTED_VERDICTS, outcome.verdicts.videos)
+
+
 def test_broken_files_get_typed_errors_and_faceless_clips_no_face(spark, config, media_dir, first_scan):
     schema = config.lake.schema_name
     rows = spark.table(f"{schema}.verdicts").join(spark.table(f"{schema}.videos"), "video_id").collect()
@@ -97,6 +113,7 @@ def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_
     folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
     again = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
     assert again.verdicts.videos == 0
+    assert again.verdicts.listed == ()
     assert {table: _snapshot(spark, config, table) for table in tables} == before
     assert _versions(spark, config) == versions  # nothing committed, no file rewritten
 

@@ -34,6 +34,7 @@ from deepsift.lake.tables import (
     FACES,
     SCAN_TABLES,
     VERDICTS,
+    VIDEOS,
     append_once,
     ensure_tables,
     table_as_of,
@@ -47,6 +48,19 @@ from deepsift.verdicts.aggregation import check_aggregation
 from deepsift.verdicts.cascade import Cascade
 from deepsift.verdicts.labelling import LABELLED_SCHEMA, labeller
 from deepsift.verdicts.labels import EXTRACTION_OK, Thresholds
+
+LISTED_VERDICTS = 50
+"""How many of the verdicts a call wrote its summary lists."""
+
+
+@dataclass(frozen=True)
+class ListedVerdict:
+    """One written verdict, as a command prints it."""
+
+    uri: str
+    verdict: str
+    score: float | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,9 @@ class VerdictSummary:
     not_extracted: int
     """Requested videos without an ``extractions`` row at this preprocess version: no verdict."""
     seconds: float
+    listed: tuple[ListedVerdict, ...] = ()
+    """Up to :data:`LISTED_VERDICTS` of the verdicts this call wrote, by verdict, then score (highest
+    first), then file: taken from the rows in hand, so a command prints them without reading the table back."""
 
 
 @step("verdicts")
@@ -76,7 +93,7 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
     """
     started = time.perf_counter()
     schema = config.lake.schema_name
-    ensure_tables(spark, schema, (EXTRACTIONS, FACES, *SCAN_TABLES))
+    ensure_tables(spark, schema, (VIDEOS, EXTRACTIONS, FACES, *SCAN_TABLES))
     read_version = table_version(spark, schema, VERDICTS)  # before the stored verdicts are read: see append_once
     aggregation = run.model.contract.aggregation
     wanted = run.wanted(spark, config)
@@ -92,12 +109,16 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
         _label_videos(rows, aggregation, contract.thresholds, contract.cascade)
         .join(extracted.select("video_id", "n_frames", "n_faces"), "video_id")
         .join(_stored_verdicts(spark, schema, run, read_version), "video_id", "left")
+        .join(spark.table(VIDEOS.qualified(schema)).select("video_id", "uri"), "video_id", "left")
         .checkpoint(eager=True)
     )
     outcomes = _Outcomes.count(labelled)
+    listed: tuple[ListedVerdict, ...] = ()
     if outcomes.new:
         new = labelled.where(F.col("verdict").isNotNull() & F.col("stored").isNull())
         append_once(spark, schema, VERDICTS, _verdict_rows(run, new), writer=_verdicts_writer(run), read_version=read_version)
+        first = new.orderBy("verdict", F.col("score").desc_nulls_last(), "uri").limit(LISTED_VERDICTS)
+        listed = tuple(ListedVerdict(**row.asDict()) for row in first.select("uri", "verdict", "score", "reason").collect())
     return VerdictSummary(
         run_id=run.run_id,
         model_name=run.model.name,
@@ -109,6 +130,7 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
         unscored=outcomes.unscored,
         not_extracted=0 if run.video_ids is None else wanted.join(extracted, "video_id", "left_anti").count(),
         seconds=time.perf_counter() - started,
+        listed=listed,
     )
 
 
