@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -316,43 +315,34 @@ def _registry(config: Config) -> DetectorRegistry:
     return DetectorRegistry(config.mlflow, config.home)
 
 
-def _session(config: Config, python_workers: bool = False) -> SparkSession:
-    """The command's SparkSession. ``python_workers``: the command runs Python workers (to probe, decode or
-    score), so one is started, with the isolated worker that probes media, while the metastore starts."""
+def _session(config: Config) -> SparkSession:
     from deepsift.lake.session import build_spark_session
 
-    on_start = None
-    if python_workers:
-        from deepsift.stages.ingest import start_probe_worker
-
-        on_start = functools.partial(start_probe_worker, limits=config.decode)
     with console.status("starting Spark"):
-        return build_spark_session(config, on_start)
+        return build_spark_session(config)
 
 
 Prepared = TypeVar("Prepared")
 
 
-def _session_beside(
-    config: Config, prepare: Callable[[], Prepared], python_workers: bool = False
-) -> tuple[SparkSession, Prepared]:
+def _session_beside(config: Config, prepare: Callable[[], Prepared]) -> tuple[SparkSession, Prepared]:
     """Start Spark while ``prepare`` runs on a thread: the command's driver work that needs no JVM (loading
     MLflow, opening its store, resolving a model), on the core that the JVM's start leaves idle. An error
     of Spark's start is raised rather than one of ``prepare``."""
     with ThreadPoolExecutor(max_workers=1) as background:
         prepared = background.submit(prepare)
-        spark = _session(config, python_workers)
+        spark = _session(config)
         return spark, prepared.result()
 
 
 def _ingest(args: argparse.Namespace, config: Config) -> int:
-    spark = _session(config, python_workers=True)
+    spark = _session(config)
     _run_ingest(spark, config, args.paths, args.date)
     return 0
 
 
 def _extract(args: argparse.Namespace, config: Config) -> int:
-    spark = _session(config, python_workers=True)
+    spark = _session(config)
     _run_extract(spark, config)
     return 0
 
@@ -484,7 +474,7 @@ def _models_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def _scan(args: argparse.Namespace, config: Config) -> int:
-    spark, (request, model) = _session_beside(config, lambda: _prepare_scan(args, config), python_workers=True)
+    spark, (request, model) = _session_beside(config, lambda: _prepare_scan(args, config))
     from deepsift.stages.scan import run_scan
 
     with show_steps("scan"):
@@ -502,7 +492,7 @@ def _prepare_scan(args: argparse.Namespace, config: Config) -> tuple[ScanRequest
 
 
 def _rescore(args: argparse.Namespace, config: Config) -> int:
-    spark, info = _session_beside(config, lambda: _registry(config).resolve(args.model_version), python_workers=True)
+    spark, info = _session_beside(config, lambda: _registry(config).resolve(args.model_version))
     from deepsift.stages.scan import rescore
 
     with show_steps("rescore"):
@@ -544,7 +534,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
     with console.status(f"generating demo clips in {args.folder}"):
         clips = ensure_demo_clips(args.folder)
     console.print(f"demo clips: {len(clips)} in {args.folder} (authentic/ and manipulated/)")
-    spark = _session(config, python_workers=True)
+    spark = _session(config)
     _run_ingest(spark, config, [str(args.folder)], None)
     authentic = DataSelection(uri_prefix=to_uri(str(args.folder / "authentic")))
     kind = "the quick starter detector" if args.corpus else "the reference placeholder detector"

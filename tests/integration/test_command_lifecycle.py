@@ -214,8 +214,8 @@ def test_a_scan_of_a_version_that_does_not_exist_says_so_and_holds_nothing_after
 
 
 def test_an_ingest_of_a_folder_that_does_not_exist_says_so_and_nothing_more(env_for, tmp_path):
-    """The command starts a Python worker while the metastore starts (``build_spark_session(on_start=...)``);
-    the error that ends it first stops that warm-up without a line of Spark's log."""
+    """Bad input ends the command with one line saying what is wrong (after the warning for the input),
+    once its JVM has stopped, and without a line of Spark's log or a stack trace."""
     missing = tmp_path / "uploads"
     done = _deepsift(env_for(), "ingest", str(missing))
     assert done.returncode == 1, done.stderr[-4000:]

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -193,12 +193,10 @@ def submitted_driver_conf(config: Config) -> dict[str, str]:
     return conf
 
 
-def build_spark_session(config: Config, on_start: Callable[[SparkSession], None] | None = None) -> SparkSession:
+def build_spark_session(config: Config) -> SparkSession:
     """Create (or return the running) SparkSession for ``config``, with the deepsift schema present.
 
     Before it starts a JVM it waits its turn on an embedded metastore (``lake.metastore_wait_s``).
-    ``on_start(spark)`` runs once the JVM is up, before the first catalog access (up to a second of the
-    metastore starting): a command gives it work that needs no catalog and should not wait for one.
     """
     global _lease, _archive
     java = check_java()
@@ -228,8 +226,6 @@ def build_spark_session(config: Config, on_start: Callable[[SparkSession], None]
             raise _not_a_master(config.spark.master) from None
         raise
     _quiet_when_the_jvm_hangs_up(spark.sparkContext)
-    if on_start is not None:
-        on_start(spark)
     with _interrupts_deferred():  # the first catalog access may create the metastore's database
         spark.sparkContext.setLogLevel("WARN")
         spark.sparkContext.setCheckpointDir(str(config.checkpoint_dir))
@@ -303,15 +299,14 @@ def stop_spark_session(interrupted: bool = False, timeout_s: float = JVM_EXIT_TI
     (PySpark's gateway reads it for that) and is killed if it takes longer than ``timeout_s``. The JVM
     of an ``interrupted`` command logs the work it abandons as errors, which tell the user nothing:
     its log is switched off first. Under spark-submit the JVM is this process's parent and exits after
-    it: only the session stops. A job still running at this point is abandoned work too (a warm-up that
-    an early error cut short: ``build_spark_session(on_start=...)``), and is stopped as quietly.
+    it: only the session stops.
     """
     global _lease, _archive
     gateway = SparkContext._gateway  # noqa: SLF001 - PySpark keeps its JVM gateway only here
     if gateway is not None:
         try:
             if (session := SparkSession.getActiveSession()) is not None:
-                if interrupted or session.sparkContext.statusTracker().getActiveJobsIds():
+                if interrupted:
                     session.sparkContext.setLogLevel("OFF")
                 _stop_accumulator_server_meanwhile(session.sparkContext)
                 session.stop()

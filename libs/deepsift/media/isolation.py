@@ -115,11 +115,6 @@ class IsolatedWorker:
         except (EOFError, OSError):
             raise self._death() from None
 
-    def start(self) -> None:
-        """Start the worker process now rather than at the first call, to have it warm while other work goes on."""
-        with self._lock:
-            self._ensure_started()
-
     def close(self) -> None:
         """Stop the worker: politely (end of input), then by SIGKILL if it does not exit in time."""
         with self._lock:

@@ -13,7 +13,6 @@ import glob
 import hashlib
 import logging
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -29,7 +28,6 @@ from deepsift.errors import DeepsiftError
 from deepsift.lake.schemas import spark_ddl
 from deepsift.lake.tables import PROVENANCE, VIDEOS, ensure_tables, merge_changes
 from deepsift.media.inspect import identify_file
-from deepsift.media.isolation import shared_worker
 from deepsift.media.probe import ProbeResult
 from deepsift.media.sources import is_local, local_path, opened_locally, to_uri
 from deepsift.progress import step
@@ -164,30 +162,6 @@ def ingest(spark: SparkSession, config: Config, inputs: Sequence[str], ingest_da
         seconds=(datetime.now(UTC) - started).total_seconds(),
         provenance=provenance,
     )
-
-
-def start_probe_worker(spark: SparkSession, limits: DecodeLimits) -> None:
-    """Start a Python worker, and in it the isolated worker that :func:`ingest` probes with, on a thread.
-
-    Spark starts a Python worker for a stage's first task, and that worker starts its isolated worker on
-    its first call: about a second of imports and process starts, which the first probe would otherwise
-    wait for. Started beside the metastore's first answer (``build_spark_session(on_start=...)``), they
-    are warm when the first job needs them; Spark reuses the idle worker. A failure here is left for that
-    job to meet and report.
-    """
-    limits_json = limits.model_dump_json()
-
-    def start_in_worker(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        shared_worker(DecodeLimits.model_validate_json(limits_json)).start()
-        yield from batches
-
-    def run() -> None:
-        try:
-            spark.range(1, numPartitions=1).mapInPandas(start_in_worker, "id long").collect()
-        except Exception as error:  # a warm-up only: the job that needs the worker meets the error and reports it
-            log.debug("starting a probe worker ahead failed: %s", error)
-
-    threading.Thread(target=run, name="deepsift-probe-worker", daemon=True).start()
 
 
 def _sum_by(counts: list[Row], column: str) -> dict[str, int]:
