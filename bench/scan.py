@@ -365,18 +365,24 @@ def scan_environment(home: Path, keyframe_min_coverage: float | None = None) -> 
     return env
 
 
-def register_model(config: Config, arch: str, input_size: int | None) -> tuple[int, str]:
-    """Register a random-weight detector as ``@champion`` in ``config``'s store; return version and contract."""
+def register_model(
+    config: Config, arch: str, input_size: int | None, options: Sequence[str] = ()
+) -> tuple[int, str, str]:
+    """Register a random-weight detector as ``@champion`` in ``config``'s store, under the default contract
+    changed by ``options`` (``NAME=VALUE``, as ``deepsift models import --option``); return its version,
+    its contract, and the default contract (which the loop (c) always runs)."""
     import torch
 
     from deepsift.detect.architectures import architecture_spec, build_detector_network
+    from deepsift.detect.contract import contract_with_options
     from deepsift.registry.mlflow_models import DetectorRegistry
 
     spec = architecture_spec(arch)
-    contract = spec.default_contract(
+    default = spec.default_contract(
         input_size=input_size or spec.default_input_size,
         keyframe_min_coverage=config.sampling.keyframe_min_coverage,
     )
+    contract = contract_with_options(default, options)
     torch.manual_seed(0)
     network = build_detector_network(arch)
     registry = DetectorRegistry(config.mlflow, config.home)
@@ -384,7 +390,7 @@ def register_model(config: Config, arch: str, input_size: int | None) -> tuple[i
         network.state_dict(), contract, {}, f"# {arch} at {contract.input_size} px, random weights (scan benchmark)"
     )
     registry.set_alias(config.mlflow.alias, info.version)
-    return info.version, contract.to_json()
+    return info.version, contract.to_json(), default.to_json()
 
 
 def model_config(config: Config, contract_json: str) -> Config:
@@ -789,6 +795,11 @@ def main() -> None:
         "--reference-threads", type=int, default=1,
         help="torch threads of (c); 2 made one-face forward passes spin on this shared machine (see docs)",
     )
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="NAME=VALUE",
+        help="an extraction option of the registered contract for (a) and (b), as `deepsift models import "
+             "--option` takes it (repeatable); (c) keeps the default contract",
+    )
     parser.add_argument("--no-prime", action="store_true", help="skip the priming scan that creates the tables")
     parser.add_argument("--clips-only", action="store_true", help="make the clips and stop")
     args = parser.parse_args()
@@ -812,11 +823,13 @@ def main() -> None:
     logs.mkdir()
     env = scan_environment(home, args.keyframe_min_coverage)
     config = load_config(environ=env)
-    version, contract_json = register_model(config, args.arch, args.input_size)
-    scan_config = model_config(config, contract_json)
+    version, contract_json, default_json = register_model(config, args.arch, args.input_size, args.option)
+    scan_config, loop_config = model_config(config, contract_json), model_config(config, default_json)
     model = f"{args.arch} at {args.input_size} px, version {version} (random weights)"
     if args.keyframe_min_coverage is not None:
         model += f"; sampling.keyframe_min_coverage {args.keyframe_min_coverage:g} in (a) and (b)"
+    if args.option:
+        model += f"; contract options {', '.join(args.option)} in (a) and (b), the default contract in (c)"
     print(f"home {home}; {model}; {len(clips)} clips in {clips[0].parent}", flush=True)
     if "scan" in args.modes and not args.no_prime:
         clock = time.perf_counter()
@@ -837,7 +850,7 @@ def main() -> None:
         elif mode == "pool":
             results[mode] = pool_mode(clips, scan_config, version)
         else:
-            results[mode] = reference_mode(clips, scan_config, version, args.reference_threads, args.reference)
+            results[mode] = reference_mode(clips, loop_config, version, args.reference_threads, args.reference)
         usage = results[mode].usage
         print(f"  {usage.wall_s:.1f} s wall, {usage.core_s:.1f} core-s, load {_load(usage.load_after)} after",
               flush=True)
