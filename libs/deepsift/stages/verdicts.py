@@ -109,7 +109,6 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
         _label_videos(rows, aggregation, contract.thresholds, contract.cascade)
         .join(extracted.select("video_id", "n_frames", "n_faces"), "video_id")
         .join(_stored_verdicts(spark, schema, run, read_version), "video_id", "left")
-        .join(spark.table(VIDEOS.qualified(schema)).select("video_id", "uri"), "video_id", "left")
         .checkpoint(eager=True)
     )
     outcomes = _Outcomes.count(labelled)
@@ -117,8 +116,7 @@ def write_verdicts(spark: SparkSession, config: Config, run: ScoringRun) -> Verd
     if outcomes.new:
         new = labelled.where(F.col("verdict").isNotNull() & F.col("stored").isNull())
         append_once(spark, schema, VERDICTS, _verdict_rows(run, new), writer=_verdicts_writer(run), read_version=read_version)
-        first = new.orderBy("verdict", F.col("score").desc_nulls_last(), "uri").limit(LISTED_VERDICTS)
-        listed = tuple(ListedVerdict(**row.asDict()) for row in first.select("uri", "verdict", "score", "reason").collect())
+        listed = _first_listed(spark, schema, new)
     return VerdictSummary(
         run_id=run.run_id,
         model_name=run.model.name,
@@ -159,6 +157,19 @@ class _Outcomes:
             if row["reason"] is not None:
                 by_reason[row["reason"]] += row["count"]
         return cls(by_verdict, by_reason, unscored, new)
+
+
+def _first_listed(spark: SparkSession, schema: str, new: DataFrame) -> tuple[ListedVerdict, ...]:
+    """The first :data:`LISTED_VERDICTS` of the new labels with their files; the files are joined here, not
+    into the checkpointed labels, so a stage that lists nothing never reads ``videos``."""
+    files = spark.table(VIDEOS.qualified(schema)).select("video_id", "uri")
+    first = (
+        new.join(files, "video_id", "left")
+        .orderBy("verdict", F.col("score").desc_nulls_last(), "uri")
+        .limit(LISTED_VERDICTS)
+        .select("uri", "verdict", "score", "reason")
+    )
+    return tuple(ListedVerdict(**row.asDict()) for row in first.collect())
 
 
 def _stored_verdicts(spark: SparkSession, schema: str, run: ScoringRun, read_version: int) -> DataFrame:
