@@ -54,6 +54,7 @@ def yunet_320_model() -> Path:
 
 SHARED_FIXTURE_GROUPS = {
     "scanned_lake": "scanned-lake",
+    "scanned_media": "scanned-media",
     "standalone_cluster": "standalone-cluster",
     "local_scan": "standalone-cluster",
     "airflow_sandbox": "airflow",

@@ -29,8 +29,12 @@ def lake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_config(lake_home: Path) -> Config:
-    """Embedded defaults under a temporary home, on ``local[2]``, YuNet from the package, no class-data archive,
-    every JIT tier."""
+    """Embedded defaults under a temporary home, on ``local[2]``, YuNet from the package, no class-data archive.
+
+    The driver keeps the default ``spark.driver_jit: quick`` although it lives for the whole test run: with
+    both test workers busy the cores are the limit, and over six in-process modules the optimising
+    compiler's tier cost 50 more core-seconds (288 against 238) for the same wall time (docs/benchmarks.md).
+    """
     return load_config(
         environ={},
         overrides={
@@ -40,9 +44,6 @@ def base_config(lake_home: Path) -> Config:
             # This JVM lives as long as the test run: writing the class-data archive at its end would only
             # cost time, and hold the writing back from the child commands, whose JVMs write and map it.
             "spark.class_archive": False,
-            # Unlike a command's, this JVM runs for the whole test run: HotSpot's optimising compiler pays
-            # for itself (measured: two in-process integration modules 130 s with it, 163 s without).
-            "spark.driver_jit": "full",
         },
     )
 
@@ -85,9 +86,10 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
     """One real scan, shared by the analyst, report and review tests (schema ``t_scanned``).
 
     Scans every ``faces/`` clip, two faceless clips, three broken or faceless edge files and a face
-    clip remuxed under :data:`HOSTILE_NAME`, on :data:`SCANNED_DATE`, with an untrained detector
-    registered as ``scanned-fixture`` whose thresholds are set from its own in-process video scores
-    (rule ``mean``) so that the face clips split into authentic, suspicious and manipulated.
+    clip remuxed under :data:`HOSTILE_NAME`, on :data:`SCANNED_DATE`, with an untrained detector (64 px
+    crops, 8 frames a video) registered as ``scanned-fixture`` whose thresholds are set from its own
+    in-process video scores (rule ``mean``) so that the face clips split into authentic, suspicious and
+    manipulated.
     Returns the config, the model version, the scan outcome, the hostile file's URI and the video
     scores computed in process, keyed by video id.
     """
@@ -122,7 +124,9 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
         inputs += [str(media_dir / folder)] if names is None else [str(media_dir / folder / name) for name in names]
 
     torch.manual_seed(7)
-    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64, aggregation="mean")
+    contract = architecture_spec("mobilenetv3_small_050").default_contract(
+        input_size=64, frames_per_video=8, aggregation="mean"
+    )
     network = build_detector_network(contract.architecture)
     model_config = config_for_contract(config, contract)
     ingest(spark, config, inputs, SCANNED_DATE)
@@ -169,6 +173,41 @@ def scanned_lake(spark, base_config: Config, media_dir: Path, tmp_path_factory: 
         hostile_uri=to_uri(str(hostile)),
         video_scores=video_scores,
         preprocess_version=preprocess_version,
+    )
+
+
+SCANNED_MEDIA_DATE = date(2026, 11, 20)
+"""The scan date of :func:`scanned_media`."""
+
+
+@pytest.fixture(scope="session")
+def scanned_media(spark, base_config: Config, media_dir: Path):
+    """The whole shared media folder scanned once (schema ``t_scanned_media``): ingest, extraction, scores
+    and verdicts, read by the ingest and extraction tests and the scan tests, whose reruns change nothing.
+
+    The detector is a tiny untrained ``@champion`` registered as ``scanned-media`` (64 px crops, 8 frames
+    a video: every video still goes through decoding and face detection). Returns the config, the config
+    of the model's preprocessing contract (what ``extract_pending`` takes), the model version, the scan
+    outcome (with its ingest and extraction summaries) and the scan date.
+    """
+    from deepsift.detect.contract import config_for_contract
+    from deepsift.stages.scan import ScanRequest, run_scan
+    from tests.tiny_models import register_untrained_champion
+
+    config = base_config.model_copy(update={
+        "lake": base_config.lake.model_copy(update={"schema_name": "t_scanned_media"}),
+        "mlflow": base_config.mlflow.model_copy(update={"registered_model": "scanned-media"}),
+    })
+    model = register_untrained_champion(config, seed=1)
+    outcome = run_scan(
+        spark, config, ScanRequest(scan_date=SCANNED_MEDIA_DATE, inputs=[str(media_dir)], trigger="test")
+    )
+    return SimpleNamespace(
+        config=config,
+        model_config=config_for_contract(config, model.contract),
+        model=model,
+        outcome=outcome,
+        scan_date=SCANNED_MEDIA_DATE,
     )
 
 

@@ -58,10 +58,11 @@ WAITED = "the metastore is in use by"
 
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One MLflow store for every home of this module, holding a tiny untrained ``@champion``."""
+    """One MLflow store for every home of this module, holding a tiny untrained ``@champion`` (64 px crops, 8
+    frames a video)."""
     models_home = tmp_path_factory.mktemp("lifecycle-models")
     registry = DetectorRegistry(load_config(environ={}, overrides={"home": str(models_home)}).mlflow, models_home)
-    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64)
+    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=64, frames_per_video=8)
     torch.manual_seed(0)
     network = build_detector_network(contract.architecture)
     version = registry.log_and_register(network.state_dict(), contract, {"auc": 0.5}, "# untrained lifecycle fixture")

@@ -1,7 +1,8 @@
 """Ingest and extraction on real Spark and Delta over every shared test video.
 
-The whole media folder is ingested and extracted once for the module (the expensive part); the
-tests then check the tables against the manifest and the issue's promises.
+The whole media folder is ingested and extracted once for the session, by the scan of
+``scanned_media`` (tests/integration/conftest.py), which the scan tests read too; these tests check
+its tables against the manifest and the issue's promises, in that scan's schema and preprocessing.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from deepsift.stages.ingest import NoInputError, ingest
 
 
 @pytest.fixture(scope="module")
-def scanned(spark, lake_config, media_dir):
-    """Ingest every shared video, then extract faces; returns both summaries."""
-    ingested = ingest(spark, lake_config, [str(media_dir)])
-    extracted = extract_pending(spark, lake_config)
-    return ingested, extracted
+def lake_config(scanned_media):
+    """The scanned schema, with the scanned model's preprocessing (crop size, frames a video)."""
+    return scanned_media.model_config
+
+
+@pytest.fixture(scope="module")
+def scanned(scanned_media):
+    """The ingest and extraction summaries of the scan of every shared file."""
+    return scanned_media.outcome.ingest, scanned_media.outcome.extract
 
 
 def _media_files(media_dir: Path, folder: str | None = None) -> list[Path]:
@@ -125,14 +130,14 @@ def test_no_face_in_noise_and_black_clips(spark, lake_config, media_dir, scanned
         assert found == 0, (relative, found)
 
 
-def test_faces_rows_hold_decodable_square_crops(spark, lake_config, base_config, scanned):
+def test_faces_rows_hold_decodable_square_crops(spark, lake_config, scanned):
     from deepsift.faces.crops import decode_crop
 
     rows = _table(spark, lake_config, "faces").limit(5).collect()
     assert rows
     for row in rows:
         crop = decode_crop(bytes(row.crop))
-        assert crop.shape == (base_config.faces.crop_size, base_config.faces.crop_size, 3)
+        assert crop.shape == (lake_config.faces.crop_size, lake_config.faces.crop_size, 3)
         assert 0 < row.det_score <= 1 and row.bbox.w > 0 and row.bbox.h > 0
 
 

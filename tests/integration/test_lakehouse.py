@@ -62,14 +62,14 @@ def test_a_run_appended_twice_from_the_same_table_version_is_written_once(spark,
 
 
 def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):
-    """``spark.driver_jit: full`` (the test session's: its JVM lives the whole run) reaches the real
-    driver JVM as the absence of the quick option; the default's presence is checked on a command's JVM by
-    the back-to-back command cycle."""
+    """``spark.driver_jit: quick`` (the default, which the test session keeps) reaches the real driver JVM
+    as the client-compiler option; ``full`` leaves it out (tests/unit/test_config.py), and the cycle of
+    commands checks the flags a command's JVM ends up with."""
     from deepsift.lake.session import QUICK_JIT_OPTION
 
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()  # noqa: SLF001
-    assert lake_config.spark.driver_jit == "full"
-    assert QUICK_JIT_OPTION not in list(runtime.getInputArguments())
+    assert lake_config.spark.driver_jit == "quick"
+    assert QUICK_JIT_OPTION in list(runtime.getInputArguments())
 
 
 def test_queries_run_interpreted_by_default(spark, lake_config):

@@ -1,5 +1,6 @@
 """The scan end to end over every shared test video: one verdict per video, reruns change nothing,
-rescoring with another version adds only that version's rows."""
+rescoring with another version adds only that version's rows. The scan is the session's
+``scanned_media`` (tests/integration/conftest.py), which the ingest and extraction tests read too."""
 
 from __future__ import annotations
 
@@ -19,31 +20,30 @@ from deepsift.registry.mlflow_models import DetectorRegistry
 from deepsift.stages.scan import ContractMismatchError, ScanRequest, rescore, run_scan
 from deepsift.stages.verdicts import LISTED_VERDICTS
 
-SCAN_DATE = date(2026, 11, 20)
-
 
 def _register(config, seed: int, input_size: int = 64):
+    """Another untrained version under the scanned model's name, with the champion's contract but ``input_size``."""
     torch.manual_seed(seed)
-    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=input_size)
+    contract = architecture_spec("mobilenetv3_small_050").default_contract(input_size=input_size, frames_per_video=8)
     network = build_detector_network(contract.architecture)
     registry = DetectorRegistry(config.mlflow, config.home)
     return registry.log_and_register(network.state_dict(), contract, {"auc": 0.5}, "# untrained test model")
 
 
 @pytest.fixture(scope="module")
-def config(lake_config):
-    return lake_config.model_copy(
-        update={"mlflow": lake_config.mlflow.model_copy(update={"registered_model": "scan-test"})}
-    )
+def config(scanned_media):
+    return scanned_media.config
 
 
 @pytest.fixture(scope="module")
-def first_scan(spark, config, media_dir):
-    model = _register(config, seed=1)
-    DetectorRegistry(config.mlflow, config.home).set_alias("champion", model.version)
-    folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
-    outcome = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
-    return model, outcome
+def first_scan(scanned_media):
+    return scanned_media.model, scanned_media.outcome
+
+
+@pytest.fixture(scope="module")
+def rescan(scanned_media, media_dir):
+    """The request that scans the shared media again, on the first scan's date."""
+    return ScanRequest(scan_date=scanned_media.scan_date, inputs=[str(media_dir)], trigger="test")
 
 
 def _snapshot(spark, config, table):
@@ -107,11 +107,10 @@ def _versions(spark, config):
     return {table.name: table_version(spark, config.lake.schema_name, table) for table in tables}
 
 
-def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, media_dir, first_scan):
+def test_rerunning_the_same_date_and_model_changes_nothing(spark, config, rescan, first_scan):
     tables = ("videos", "extractions", "faces", "face_scores", "verdicts", "scan_runs")
     before, versions = {table: _snapshot(spark, config, table) for table in tables}, _versions(spark, config)
-    folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
-    again = run_scan(spark, config, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
+    again = run_scan(spark, config, rescan)
     assert again.verdicts.videos == 0
     assert again.verdicts.listed == ()
     assert {table: _snapshot(spark, config, table) for table in tables} == before
@@ -139,13 +138,12 @@ def test_a_failed_run_is_recorded_then_replaced_by_its_retry_and_never_replaces_
     assert _versions(spark, config) == versions
 
 
-def test_another_cpu_engine_rescores_nothing(spark, config, media_dir, first_scan):
+def test_another_cpu_engine_rescores_nothing(spark, config, rescan, first_scan):
     """Scores are keyed by model and crops, not by what ran the network: switching engines adds no rows."""
     tables = ("face_scores", "verdicts", "scan_runs")
     before = {table: _snapshot(spark, config, table) for table in tables}
     on_torch = config.model_copy(update={"detect": config.detect.model_copy(update={"cpu_engine": "torch"})})
-    folders = [str(media_dir / name) for name in ("faces", "no_faces", "edge")]
-    again = run_scan(spark, on_torch, ScanRequest(scan_date=SCAN_DATE, inputs=folders, trigger="test"))
+    again = run_scan(spark, on_torch, rescan)
     assert again.verdicts.videos == 0
     assert {table: _snapshot(spark, config, table) for table in tables} == before
 
