@@ -13,7 +13,7 @@ import pytest
 
 from deepsift.config import load_config
 from deepsift.registry.mlflow_models import embedded_store
-from tests.cluster.harness import ScanResult, StandaloneCluster, alive, assert_succeeded, free_port, scan
+from tests.cluster.harness import ScanResult, StandaloneCluster, assert_succeeded, free_port, scan, started_at
 from tests.tiny_models import register_untrained_champion
 
 CLIPS = (
@@ -42,7 +42,8 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory):
         "start", "--port", str(free_port()), "--webui-port", str(free_port()),
         "--workers", "2", "--cores", "1", "--memory", "1g", "--host-per-worker",
     )
-    pids = [int(path.read_text()) for path in state_dir.glob("*.pid")]
+    started_pids = {int(path.read_text()) for path in state_dir.glob("*.pid")}
+    processes = {pid: started_at(pid) for pid in started_pids}  # a pid and its start time: one process
     try:
         if started.returncode != 0:
             pytest.fail(f"the standalone cluster did not start:\n{started.stdout}{started.stderr}")
@@ -50,7 +51,8 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory):
     finally:
         stopped = starter.script("stop")
         assert stopped.returncode == 0, stopped.stderr
-        assert not [pid for pid in pids if alive(pid)], f"cluster processes still running: {pids}"
+        left = [pid for pid, since in processes.items() if since is not None and started_at(pid) == since]
+        assert not left, f"cluster processes still running: {left}"
 
 
 @pytest.fixture(scope="session")

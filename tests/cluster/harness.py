@@ -205,6 +205,19 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def started_at(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot (``/proc/<pid>/stat``), None once it is gone or a
+    zombie. With its start time a pid names one process even after the number goes to another: pids wrap
+    at ``pid_max`` (32768 on small machines), and the suite's processes and JVM threads go through that
+    many within minutes."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # from the state on: the name may hold spaces
+    return None if fields[0] == "Z" else int(fields[19])
+
+
 def ancestors(pid: int) -> list[int]:
     """``pid``'s parent, grandparent and so on, from ``/proc`` (empty once the process is gone)."""
     chain = []
