@@ -42,8 +42,8 @@ def standalone_cluster(tmp_path_factory: pytest.TempPathFactory):
         "start", "--port", str(free_port()), "--webui-port", str(free_port()),
         "--workers", "2", "--cores", "1", "--memory", "1g", "--host-per-worker",
     )
-    started_pids = {int(path.read_text()) for path in state_dir.glob("*.pid")}
-    processes = {pid: started_at(pid) for pid in started_pids}  # a pid and its start time: one process
+    # a pid with its start time names one process: pids wrap, and another process may get a daemon's number
+    processes = {pid: started_at(pid) for pid in (int(path.read_text()) for path in state_dir.glob("*.pid"))}
     try:
         if started.returncode != 0:
             pytest.fail(f"the standalone cluster did not start:\n{started.stdout}{started.stderr}")

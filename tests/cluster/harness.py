@@ -198,11 +198,7 @@ def clean_environ() -> dict[str, str]:
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return started_at(pid) is not None
 
 
 def started_at(pid: int) -> int | None:
