@@ -7,12 +7,13 @@ drivers map it).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from deepsift.config import load_config
-from deepsift.lake.class_archive import ClassArchive, class_archive
+from deepsift.lake.class_archive import KEPT_ARCHIVES, ClassArchive, class_archive
 from deepsift.lake.session import check_java, driver_class_archive, spark_conf, spark_jars, submitted_driver_conf
 
 JAVA = Path("/usr/bin/true")
@@ -67,6 +68,27 @@ def test_what_a_killed_or_failed_jvm_wrote_is_never_published(tmp_path):
     assert list(archive.path.parent.iterdir()) == []
     archive.publish(jvm_exited_cleanly=True)  # nothing pending: nothing to do
     assert list(archive.path.parent.iterdir()) == []
+
+
+def test_the_folder_keeps_only_the_archives_used_last(tmp_path):
+    """Each new virtual environment writes a new archive of about 240 MB: the folder must not grow with them."""
+    folder = tmp_path / "jvm"
+    earlier = []
+    for number in range(KEPT_ARCHIVES):
+        jar = tmp_path / f"delta-{number}.jar"
+        jar.write_bytes(b"x" * (number + 1))  # another jar set: another archive
+        archive = _archive(folder, jar)
+        archive.java_options()
+        archive.pending.write_bytes(b"classes")
+        archive.publish(jvm_exited_cleanly=True)
+        os.utime(archive.path, (number, number))  # published in this order, long ago
+        earlier.append(archive.path)
+    assert _archive(folder, tmp_path / "delta-0.jar").java_options()[-1] == f"-XX:SharedArchiveFile={earlier[0]}"
+    newest = _archive(folder)  # the oldest archive was just mapped; the second oldest is now used least recently
+    newest.java_options()
+    newest.pending.write_bytes(b"classes")
+    newest.publish(jvm_exited_cleanly=True)
+    assert sorted(folder.iterdir()) == sorted([newest.path, earlier[0], *earlier[2:]])
 
 
 def test_while_a_live_process_writes_the_archive_other_jvms_neither_map_nor_write_it(tmp_path):

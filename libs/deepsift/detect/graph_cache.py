@@ -22,7 +22,6 @@ so a reader sees a whole graph or none; the folder keeps the :data:`KEPT_GRAPHS`
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 
 from deepsift.detect.onnx_graph import EXPORT_OPSET, OnnxExportError, OnnxGraph
-from deepsift.files import file_sha256, replaced_on_success
+from deepsift.files import file_sha256, keep_most_recently_used, mark_used, replaced_on_success
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class GraphCache:
         except OnnxExportError as error:
             log.warning("the cached ONNX graph %s is damaged (%s); exporting it again", self.path, error)
             return None
-        _touch(self.path)
+        mark_used(self.path)
         return graph
 
     def keep(self, graph: OnnxGraph) -> None:
@@ -128,22 +127,5 @@ class GraphCache:
         except OSError as error:
             log.warning("cannot cache the ONNX graph in %s (%s); each worker exports it", self.path.parent, error)
             return
-        _prune(self.path.parent)
+        keep_most_recently_used(self.path.parent, "*.onnx", KEPT_GRAPHS)
 
-
-def _touch(path: Path) -> None:
-    """Mark a graph as just used (its modification time), so that pruning keeps it."""
-    with contextlib.suppress(OSError):  # read-only or removed meanwhile: only the pruning order suffers
-        os.utime(path)
-
-
-def _prune(folder: Path) -> None:
-    """Remove all but the :data:`KEPT_GRAPHS` most recently used graphs (another process may be at it too)."""
-    graphs: list[tuple[float, Path]] = []
-    for path in folder.glob("*.onnx"):
-        try:
-            graphs.append((path.stat().st_mtime, path))
-        except FileNotFoundError:
-            continue
-    for _, path in sorted(graphs, reverse=True)[KEPT_GRAPHS:]:
-        path.unlink(missing_ok=True)

@@ -13,6 +13,10 @@ not in a deepsift home: every home on a machine runs the same JVM and jars. The 
 archive writes one as it exits (about 10 s and 200 MB, once); while it runs, other JVMs neither map nor
 write one. The archive is published under its final name only after that JVM exited by itself, so a
 JVM killed midway leaves nothing half-written to be mapped.
+
+Every new virtual environment or jar set writes a new archive, so the folder keeps only the
+:data:`KEPT_ARCHIVES` mapped or written last (each about 240 MB); a JVM whose archive was removed
+between its options and its start starts without one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepsift.files import publish_or_discard
+from deepsift.files import keep_most_recently_used, mark_used, publish_or_discard
+
+KEPT_ARCHIVES = 3
+"""Archives the cache folder keeps, the most recently used: a few installs used in turn on one machine
+each keep theirs, and the folder stays under a gigabyte however many installs came and went."""
+ARCHIVE_PATTERN = "classes-*.jsa"
+"""The names of published archives (a JVM's pending one ends in ``.tmp``)."""
 
 QUIET_OPTIONS = ("-XX:+IgnoreUnrecognizedVMOptions", "-Xlog:cds*=off")
 """No JVM refuses to start over an option it lacks, and none prints the archive's warnings (the classes
@@ -46,9 +56,12 @@ class ClassArchive:
         return [*QUIET_OPTIONS, f"-XX:ArchiveClassesAtExit={self.pending}"]
 
     def mapping_options(self) -> list[str]:
-        """Map the archive when it exists, else nothing: for a JVM whose exit no process of ours outlives
-        to publish an archive it wrote (a driver that ``spark-submit`` starts)."""
-        return [*QUIET_OPTIONS, f"-XX:SharedArchiveFile={self.path}"] if self.path.exists() else []
+        """Map the archive when it exists (marking it used), else nothing: for a JVM whose exit no process of
+        ours outlives to publish an archive it wrote (a driver that ``spark-submit`` starts)."""
+        if not self.path.exists():
+            return []
+        mark_used(self.path)
+        return [*QUIET_OPTIONS, f"-XX:SharedArchiveFile={self.path}"]
 
     def _being_written(self) -> bool:
         """Whether another live process's JVM will write this archive; a dead writer's file is removed."""
@@ -65,7 +78,8 @@ class ClassArchive:
         return self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
 
     def publish(self, jvm_exited_cleanly: bool) -> None:
-        """Give the archive this process's JVM wrote its final name, or drop it if the JVM did not exit cleanly.
+        """Give the archive this process's JVM wrote its final name, or drop it if the JVM did not exit cleanly;
+        then remove the archives beyond :data:`KEPT_ARCHIVES` used least recently.
 
         A rename is atomic, so a JVM starting at the same moment maps either no archive or a whole one.
         """
@@ -73,6 +87,7 @@ class ClassArchive:
         if not pending.exists():
             return
         publish_or_discard(pending, self.path, publish=jvm_exited_cleanly and pending.stat().st_size > 0)
+        keep_most_recently_used(self.path.parent, ARCHIVE_PATTERN, KEPT_ARCHIVES)
 
 
 def user_cache_dir() -> Path:
