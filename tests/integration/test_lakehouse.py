@@ -72,6 +72,13 @@ def test_the_session_jvm_runs_with_the_configured_compiler(spark, lake_config):
     assert QUICK_JIT_OPTION in list(runtime.getInputArguments())
 
 
+def test_hive_keeps_its_session_resources_beside_the_metastore(spark, base_config):
+    """Hive's default is a new folder per session in the system temp folder, never removed: every command
+    left one behind. Its client session, started by the session's catalog, uses the metastore's instead."""
+    spark.sql("SHOW DATABASES").collect()
+    assert (base_config.metastore_dir / "hive-resources").is_dir()
+
+
 def test_queries_run_interpreted_by_default(spark, lake_config):
     """``spark.query_codegen: interpreted`` (the default, which the test session keeps) reaches the
     session: its plans have no whole-stage code generation, which Spark's own setting brings back."""

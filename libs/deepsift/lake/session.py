@@ -153,6 +153,9 @@ def spark_conf(config: Config) -> dict[str, str]:
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(config.warehouse_dir),
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
+        # Hive's client makes a folder for downloaded resources per session, by default in the system temp
+        # folder, and never removes it: each command left an empty one there. One folder beside the metastore.
+        "spark.hadoop.hive.downloaded.resources.dir": str(metastore / "hive-resources"),
         "spark.driver.extraJavaOptions": " ".join(java_options),
         "spark.driver.memory": config.spark.driver_memory,
         "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
